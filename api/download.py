@@ -1,0 +1,139 @@
+"""Fetching result pictures from the service's result host (OSS), safely.
+
+Result URLs are pre-signed: they need no key, so none is sent (a separate session, no Authorization header,
+no redirects followed to other schemes). Only http/https URLs are fetched. The body is streamed with a byte
+cap, the picture's size is checked against a pixel cap BEFORE it is decoded (a small PNG can declare a
+gigapixel canvas), and the PNG is fully decoded, so a truncated file is caught here, not in the graph.
+Downloads are idempotent and retried.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import requests
+from PIL import Image
+
+from .errors import DownloadError, Interrupted
+from .secrets import get_logger
+from .transport import RetryPolicy, sleep_or_interrupt
+
+log = get_logger("wan.download")
+
+MAX_BYTES = 128 * 2**20
+# 4K output is 4096^2 = 16.8 MP; leave room for the "slightly different" real sizes, refuse bombs.
+MAX_PIXELS = 40_000_000
+
+
+@dataclass
+class DownloadedImage:
+    url: str
+    data: bytes            # the file as the service sent it (PNG)
+    pixels: np.ndarray     # HxWx3 uint8
+    width: int
+    height: int
+    format: str
+
+
+def url_expiry(url: str) -> int | None:
+    """The `Expires=` epoch seconds of a pre-signed result URL, if it has one."""
+    try:
+        values = parse_qs(urlsplit(url).query).get("Expires")
+        return int(values[0]) if values else None
+    except (ValueError, TypeError):
+        return None
+
+
+def _describe_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"  # never the signature
+
+
+class Downloader:
+    def __init__(self, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
+                 retry: RetryPolicy | None = None, timeout: tuple[float, float] = (10.0, 60.0)) -> None:
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self.retry = retry or RetryPolicy(attempts=4)
+        self.timeout = timeout
+        # A session of its own: the API session's connections and headers never meet the result host.
+        self.session = requests.Session()
+
+    def fetch(self, url: str, cancel: threading.Event | None = None) -> DownloadedImage:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise DownloadError(f"refused to fetch a result from a {scheme or 'relative'} URL; only http(s)")
+        attempt = 0
+        while True:
+            attempt += 1
+            if cancel is not None and cancel.is_set():
+                raise Interrupted("stopped by the user while downloading results")
+            try:
+                data = self._get(url)
+                return self._decode(url, data)
+            except _Permanent as exc:
+                raise DownloadError(str(exc)) from None
+            except (requests.RequestException, _Transient) as exc:
+                if attempt >= self.retry.attempts:
+                    raise DownloadError(f"could not fetch {_describe_url(url)} after {attempt} tries "
+                                        f"({type(exc).__name__}: {exc})") from None
+                wait = self.retry.delay(attempt)
+                log.info("download of %s failed (%s); retrying in %.1f s", _describe_url(url), exc, wait)
+                sleep_or_interrupt(wait, cancel)
+
+    def _get(self, url: str) -> bytes:
+        with self.session.get(url, stream=True, timeout=self.timeout, allow_redirects=False,
+                              headers={"User-Agent": "comfyui-wan"}) as response:
+            status = response.status_code
+            if status in (403, 404, 410):
+                expires = url_expiry(url)
+                expired = expires is not None and expires < time.time()
+                why = "the result URL has expired (result URLs live 24 hours)" if expired else \
+                    f"the result host answered HTTP {status}"
+                raise _Permanent(f"{why}: {_describe_url(url)}")
+            if status >= 300:
+                raise _Transient(f"HTTP {status}")
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > self.max_bytes:
+                raise _Permanent(f"result of {int(length)} bytes is over the cap of {self.max_bytes}")
+            buf = bytearray()
+            for chunk in response.iter_content(256 * 1024):
+                buf += chunk
+                if len(buf) > self.max_bytes:
+                    raise _Permanent(f"result is over the cap of {self.max_bytes} bytes")
+            if length and length.isdigit() and len(buf) != int(length):
+                raise _Transient(f"got {len(buf)} of {length} bytes")
+            return bytes(buf)
+
+    def _decode(self, url: str, data: bytes) -> DownloadedImage:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                if width * height > self.max_pixels:
+                    raise _Permanent(f"result declares {width}x{height} pixels, over the cap of "
+                                     f"{self.max_pixels}; refused (decompression bomb?)")
+                fmt = img.format or "?"
+                img.load()  # decodes every row: a truncated or corrupt file fails here
+                rgb = img.convert("RGB") if img.mode != "RGB" else img
+                pixels = np.asarray(rgb).copy()
+        except _Permanent:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise _Permanent(f"result refused as a decompression bomb ({exc})") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            # A truncated transfer looks like a corrupt file: fetch it again.
+            raise _Transient(f"not a valid picture ({exc})") from None
+        return DownloadedImage(url=url, data=data, pixels=pixels, width=width, height=height, format=fmt)
+
+
+class _Transient(Exception):
+    pass
+
+
+class _Permanent(Exception):
+    pass

@@ -1,0 +1,57 @@
+"""Shared limits per account: the service allows about 20 task queries per second per account, for all
+running nodes together. One token bucket per (base URL, key) in this process, whatever the node count.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from .errors import Interrupted
+
+ENV_TASK_QPS = "WAN_TASK_QUERY_QPS"
+# Below the service's ~20/s so that another client of the same account (a script, the console) has room.
+DEFAULT_TASK_QPS = 10.0
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = float(rate)
+        self.capacity = float(burst if burst is not None else max(1.0, rate))
+        self._tokens = self.capacity
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _reserve(self) -> float:
+        """Take a token now or reserve the next one; return how long to wait for it."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= 1.0
+            if self._tokens >= 0:
+                return 0.0
+            return -self._tokens / self.rate
+
+    def acquire(self, cancel: threading.Event | None = None) -> float:
+        wait = self._reserve()
+        if wait > 0:
+            if cancel is None:
+                time.sleep(wait)
+            elif cancel.wait(wait):
+                raise Interrupted("stopped by the user")
+        return wait
+
+
+_buckets: dict[tuple[str, str], TokenBucket] = {}
+_buckets_lock = threading.Lock()
+
+
+def task_query_limiter(base_url: str, key_fingerprint: str) -> TokenBucket:
+    with _buckets_lock:
+        bucket = _buckets.get((base_url, key_fingerprint))
+        if bucket is None:
+            rate = float(os.environ.get(ENV_TASK_QPS, DEFAULT_TASK_QPS))
+            bucket = _buckets[(base_url, key_fingerprint)] = TokenBucket(rate)
+        return bucket
