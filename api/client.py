@@ -21,7 +21,7 @@ import requests
 from .config import Endpoint, resolve_api_key, resolve_endpoint
 from .download import DownloadedImage, Downloader, url_expiry
 from .errors import (
-    Interrupted, StreamCutError, TaskCanceledError, TaskExpiredError, WanConnectionError, WanError,
+    Interrupted, RateLimitError, ServerError, StreamCutError, TaskCanceledError, TaskExpiredError, WanConnectionError, WanError,
     WanInputError, WanTimeoutError, api_error,
 )
 from .models import ASYNC, IMAGE_SYNTHESIS, STREAM, SYNC
@@ -136,7 +136,7 @@ class WanClient:
                  endpoint: Endpoint | None = None, retry: RetryPolicy | None = None,
                  timeouts: Timeouts | None = None, poll: PollSchedule | None = None,
                  downloader: Downloader | None = None, task_limiter: TokenBucket | None = None,
-                 max_wait: float = 30 * 60.0) -> None:
+                 max_wait: float = 30 * 60.0, query_failure_budget: float = 120.0) -> None:
         key = api_key if isinstance(api_key, ApiKey) else ApiKey(api_key) if api_key else resolve_api_key()
         self.endpoint = endpoint or resolve_endpoint(region)
         self.transport = Transport(self.endpoint, key, retry or RetryPolicy(), timeouts or Timeouts())
@@ -144,6 +144,7 @@ class WanClient:
         self.downloader = downloader or Downloader()
         self.task_limiter = task_limiter or task_query_limiter(self.endpoint.base_url, key.fingerprint)
         self.max_wait = max_wait
+        self.query_failure_budget = query_failure_budget
 
     def __repr__(self) -> str:
         return f"WanClient({self.endpoint.label}, key={self.transport.api_key.masked})"
@@ -232,11 +233,26 @@ class WanClient:
         emit = _Emitter(on_progress, started)
         waited_from = time.monotonic()
         status = "PENDING"
+        failing_since: float | None = None
         while True:
             try:
                 data = self.get_task(task_id, cancel=cancel)
+                failing_since = None
             except Interrupted:
                 raise self._interrupt(task_id, status, cancel_pending_on_interrupt) from None
+            except (WanConnectionError, ServerError, RateLimitError) as exc:
+                # The task lives on at the service whatever our network does: a paid result is worth
+                # waiting for. Keep polling through transient faults for a while before giving up.
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > self.query_failure_budget:
+                    raise
+                emit("retry", task_id=task_id, status=status, message=f"task query failed ({exc.code or exc})")
+                if cancel is not None and cancel.wait(self.poll.medium):
+                    raise self._interrupt(task_id, status, cancel_pending_on_interrupt) from None
+                if cancel is None:
+                    time.sleep(self.poll.medium)
+                continue
             output = data.get("output") or {}
             status = output.get("task_status") or "UNKNOWN"
             elapsed = time.monotonic() - started
