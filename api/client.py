@@ -342,10 +342,10 @@ class WanClient:
             try:
                 while not finished:
                     chunk = response.raw.read1(65536)
+                    for event in parser.feed(chunk) if chunk else parser.finish():
+                        finished = self._take_stream_event(result, event, emit) or finished
                     if not chunk:
                         break
-                    for event in parser.feed(chunk):
-                        finished = self._take_stream_event(result, event, emit) or finished
             except WanError:
                 raise
             except Exception as exc:

@@ -91,11 +91,12 @@ class Downloader:
                               headers={"User-Agent": "comfyui-wan"}) as response:
             status = response.status_code
             if status in (403, 404, 410):
+                said = _oss_error(response.text[:2000])
                 expires = url_expiry(url)
-                expired = expires is not None and expires < time.time()
+                expired = (expires is not None and expires < time.time()) or "expired" in said.lower()
                 why = "the result URL has expired (result URLs live 24 hours)" if expired else \
                     f"the result host answered HTTP {status}"
-                raise _Permanent(f"{why}: {_describe_url(url)}")
+                raise _Permanent(f"{why}{f' ({said})' if said else ''}: {_describe_url(url)}")
             if status >= 300:
                 raise _Transient(f"HTTP {status}")
             length = response.headers.get("Content-Length")
@@ -129,6 +130,15 @@ class Downloader:
             # A truncated transfer looks like a corrupt file: fetch it again.
             raise _Transient(f"not a valid picture ({exc})") from None
         return DownloadedImage(url=url, data=data, pixels=pixels, width=width, height=height, format=fmt)
+
+
+def _oss_error(text: str) -> str:
+    """'AccessDenied: Request has expired.' from OSS's XML error body, or ''."""
+    import re
+
+    code = re.search(r"<Code>([^<]*)</Code>", text)
+    message = re.search(r"<Message>([^<]*)</Message>", text)
+    return ": ".join(m.group(1) for m in (code, message) if m)
 
 
 class _Transient(Exception):

@@ -46,24 +46,26 @@ def to_uint8_rgb(picture: Any, name: str = "image") -> np.ndarray:
         raise WanInputError(name, f"has shape {tuple(arr.shape)}; expected height x width x 1-4 channels")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise WanInputError(name, "is empty (0 pixels)")
-    if arr.dtype == np.uint8:
-        u8 = arr
-    elif np.issubdtype(arr.dtype, np.floating):
+    channels = arr.shape[2]
+    if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
             raise WanInputError(name, "contains NaN or infinite pixel values; check the node that made it")
+        arr = np.clip(arr.astype(np.float32), 0.0, 1.0)
+        if channels in (2, 4):
+            # Flatten onto white before quantizing, so 50% red over white is (255, 128, 128), not 127.
+            alpha = arr[:, :, -1:]
+            arr = arr[:, :, :-1] * alpha + (1.0 - alpha)
+            channels -= 1
         # Round half up: 0.5/255 steps land on the nearest 8-bit level, never below it.
-        u8 = np.clip(np.floor(arr.astype(np.float32) * 255.0 + 0.5), 0, 255).astype(np.uint8)
-    elif np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
-        u8 = np.clip(arr, 0, 255).astype(np.uint8)
+        u8 = np.floor(arr * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype == np.uint8 or np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+        u8 = arr if arr.dtype == np.uint8 else np.clip(arr, 0, 255).astype(np.uint8)
+        if channels in (2, 4):
+            color, alpha = u8[:, :, :-1].astype(np.uint16), u8[:, :, -1:].astype(np.uint16)
+            u8 = ((color * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+            channels -= 1
     else:
         raise WanInputError(name, f"has pixel type {arr.dtype}; expected float 0-1 or uint8")
-    channels = u8.shape[2]
-    if channels in (2, 4):
-        color, alpha = u8[:, :, :-1], u8[:, :, -1:].astype(np.uint16)
-        # Flatten onto white: out = c*a + 255*(1-a), in integers with rounding.
-        flat = (color.astype(np.uint16) * alpha + 255 * (255 - alpha) + 127) // 255
-        u8 = flat.astype(np.uint8)
-        channels -= 1
     if channels == 1:
         u8 = np.repeat(u8, 3, axis=2)
     return np.ascontiguousarray(u8)

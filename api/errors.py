@@ -11,6 +11,14 @@ from typing import Any
 
 from .secrets import redact
 
+__all__ = [
+    "WanError", "WanInputError", "ConfigError", "MissingApiKeyError", "WanAPIError", "InvalidParameterError",
+    "ContentModerationError", "ArrearageError", "AuthenticationError", "AccessDeniedError", "ModelNotFoundError",
+    "RequestTimeoutError", "RateLimitError", "ServerError", "ServiceUnavailableError", "TaskFailedError",
+    "TaskCanceledError", "TaskExpiredError", "WanConnectionError", "WanTimeoutError", "StreamCutError",
+    "DownloadError", "Interrupted", "api_error", "family_for",
+]
+
 
 class WanError(Exception):
     """Base of every error this pack raises."""

@@ -42,7 +42,6 @@ class SSEParser:
         self._data: list[str] = []
         self._id: str | None = None
         self._status: int | None = None
-        self._touched = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         self._buffer += chunk
@@ -56,6 +55,12 @@ class SSEParser:
             if event is not None:
                 events.append(event)
         return events
+
+    def finish(self) -> list[SSEEvent]:
+        """End of stream: a trailing lone CR ends its line. A frame without its blank line stays undelivered."""
+        if self._buffer.endswith(b"\r"):
+            return self.feed(b"\n")
+        return []
 
     @staticmethod
     def _split_line(buf: bytes) -> tuple[bytes, bytes | None, bytes]:
@@ -72,12 +77,12 @@ class SSEParser:
 
     def _line(self, line: str) -> SSEEvent | None:
         if line == "":
-            if not self._touched:
+            if not self._data:  # as the SSE spec says: a frame without data dispatches nothing
+                self._reset()
                 return None
             event = SSEEvent(self._event, "\n".join(self._data), self._id, self._status)
             self._reset()
             return event
-        self._touched = True
         if line.startswith(":"):
             comment = line[1:].strip()
             if comment.upper().startswith("HTTP_STATUS/"):

@@ -55,9 +55,9 @@ def client(emulator):
     return make_client(emulator)
 
 
-def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+def photo(h: int, w: int, seed: int = 0, noise: float = 0.04) -> np.ndarray:
     """A float32 HxWx3 picture with smooth structure and noise, like a photograph."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     base = np.stack([np.sin(x / 37.0 + seed), np.cos(y / 23.0), np.sin((x + y) / 51.0)], axis=-1) * 0.35 + 0.5
-    return np.clip(base + rng.normal(0, 0.04, (h, w, 3)), 0, 1).astype(np.float32)
+    return np.clip(base + rng.normal(0, noise, (h, w, 3)), 0, 1).astype(np.float32)
