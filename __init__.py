@@ -1,1 +1,23 @@
-"""ComfyUI entry point of the Wan image pack. The nodes are registered in nodes/ (see the README)."""
+"""ComfyUI entry point of the Wan image pack (ComfyUI's V3 node API).
+
+ComfyUI loads this file by path and calls `comfy_entrypoint()`. No NODE_CLASS_MAPPINGS here on purpose:
+a module that defines it has its comfy_entrypoint ignored.
+"""
+
+from comfy_api.latest import ComfyExtension, io
+
+from .api.secrets import get_logger
+from .nodes import NODES
+
+WEB_DIRECTORY = "./web"
+
+get_logger("wan")
+
+
+class WanImageExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> WanImageExtension:
+    return WanImageExtension()

@@ -19,7 +19,7 @@ from PIL import Image
 from api.sse import SSEParser
 from conftest import ROOT
 
-EXAMPLES = json.loads((ROOT / "tests" / "data" / "seed_examples.json").read_text())
+EXAMPLES = json.loads((ROOT / "tests" / "api" / "data" / "seed_examples.json").read_text())
 
 
 def shape(value, prefix=""):

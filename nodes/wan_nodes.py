@@ -1,0 +1,425 @@
+"""The Wan nodes: schema (what the UI shows) + a short execute (widgets -> one request -> outputs).
+
+Everything about limits lives in api/models.py; tooltips quote it, and api/ refuses what a model would
+refuse. Outputs are always: IMAGE (every returned picture), STRING `text`, STRING `info` (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from comfy_api.latest import io
+
+from ..api import MODELS, WanInputError, build_request, encode_image, errors, get_model
+from ..api.models import EDIT, INTERLEAVE, SEQUENTIAL, TEXT_TO_IMAGE, models_with_mode
+from ..api.request import Params, WanRequest, parse_boxes
+from . import runner
+from .tensors import image_batches, mask_batch, mask_regions, to_image_tensor
+
+CATEGORY = "api node/image/Wan (DashScope)"
+MAX_IMAGE_INPUTS = 9
+REGIONS = ["default", "singapore", "virginia", "beijing"]
+TRANSPORTS = ["auto", "async", "sync", "stream"]
+FORMATS = ["auto", "png", "jpeg"]
+
+
+def image_input_names(count: int) -> list[str]:
+    return ["image"] + [f"image_{i}" for i in range(2, count + 1)]
+
+
+def mask_input_names(count: int) -> list[str]:
+    return ["mask"] + [f"mask_{i}" for i in range(2, count + 1)]
+
+
+# ---- widgets shared by the nodes ---------------------------------------------------------------------------
+
+def model_input(mode: str, default: str) -> io.Combo.Input:
+    options = list(models_with_mode(mode))
+    return io.Combo.Input("model", options=options, default=default,
+                          tooltip="The Wan model. " + "; ".join(_model_note(m, mode) for m in options))
+
+
+def _model_note(name: str, mode: str) -> str:
+    m = MODELS[name].modes[mode]
+    lo, hi = m.images
+    return f"{name}: {lo}-{hi} images, n {m.n[0]}-{m.n[1]}"
+
+
+def prompt_input(mode: str) -> io.String.Input:
+    limits = ", ".join(f"{name} {MODELS[name].prompt_max}" for name in models_with_mode(mode))
+    return io.String.Input("prompt", multiline=True, default="",
+                           tooltip=f"What to make or change, in Chinese or English. Refer to inputs as "
+                                   f"'image 1', 'image 2', ... in the order they are sent. At most: {limits} characters.")
+
+
+def seed_input() -> io.Int.Input:
+    return io.Int.Input("seed", default=0, min=0, max=2147483647, control_after_generate=True,
+                        display_mode=io.NumberDisplay.number,
+                        tooltip="Seed 0-2147483647. A new seed asks for a new generation; the same seed gives "
+                                "similar (not identical) pictures.")
+
+
+def n_input(lo: int, hi: int, default: int = 1, what: str = "Pictures to generate") -> io.Int.Input:
+    return io.Int.Input("n", default=default, min=lo, max=hi,
+                        tooltip=f"{what} ({lo}-{hi}). Each successfully generated picture is billed.")
+
+
+def size_input(default: str, tooltip: str) -> io.String.Input:
+    return io.String.Input("size", default=default, tooltip=tooltip)
+
+
+def image_inputs(count: int, required: int) -> list[io.Image.Input]:
+    return [io.Image.Input(name, optional=i >= required,
+                           tooltip=("Input picture(s), sent as 'image 1', 'image 2', ... in order; a batch "
+                                    "counts as several pictures. Inputs may differ in size.") if i == 0 else
+                           f"More input pictures (sent after those of {image_input_names(count)[i - 1]}).")
+            for i, name in enumerate(image_input_names(count))]
+
+
+def common_tail(with_format: bool = True) -> list[Any]:
+    items: list[Any] = [
+        io.Boolean.Input("watermark", default=False, optional=True,
+                         tooltip="Add the 'AI生成' (AI-generated) mark at the bottom right."),
+        io.Combo.Input("region", options=REGIONS, default="default", optional=True,
+                       tooltip="Where requests go: Singapore, Virginia or Beijing (keys are per region). "
+                               "'default' uses DASHSCOPE_REGION, else Singapore. DASHSCOPE_HTTP_BASE_URL "
+                               "overrides both. The key itself comes from DASHSCOPE_API_KEY, never from a widget."),
+        io.Combo.Input("transport", options=TRANSPORTS, default="auto", optional=True,
+                       tooltip="auto: an async task (interruptible; a cut connection loses nothing) or a stream "
+                               "for interleaved output. sync: one long request. stream: server-sent events."),
+    ]
+    if with_format:
+        items.append(io.Combo.Input("image_format", options=FORMATS, default="auto", optional=True,
+                                    tooltip="How input pictures are sent. png: lossless. jpeg: quality 95. auto: "
+                                            "PNG for flat artwork, JPEG for photographs (faster to send)."))
+    return items
+
+
+PALETTE_TOOLTIP = ("Colour theme for wan2.7 (not with sequential output): JSON list of 3-10 "
+                   '{"hex": "#RRGGBB", "ratio": "NN.NN%"} whose ratios sum to 100.00%. Empty: none.')
+
+
+def outputs() -> list[Any]:
+    return [
+        io.Image.Output("images", display_name="images", tooltip="Every returned picture, as one batch."),
+        io.String.Output("text", display_name="text",
+                         tooltip="The generated text (interleave), or the prompt as the service rewrote it."),
+        io.String.Output("info", display_name="info",
+                         tooltip="JSON: request_id, task_id, model, usage, pictures billed, result URLs and "
+                                 "when they expire."),
+    ]
+
+
+HIDDEN = [io.Hidden.unique_id]
+
+
+# ---- the shared execute path ----------------------------------------------------------------------------
+
+def encode_inputs(model: str, named: list[tuple[str, Any]], image_format: str) -> tuple[list, list[str]]:
+    spec = get_model(model)  # an unknown model fails here, clearly
+    pictures = image_batches(named)
+    limit = spec.max_input_images
+    if len(pictures) > limit:
+        raise WanInputError("image", f"{len(pictures)} pictures in all (batches count one per picture); "
+                                     f"{model} takes at most {limit}")
+    encoded, labels = [], []
+    for label, arr in pictures:
+        encoded.append(encode_image(arr, spec.image, fmt=image_format or "auto", name=label))
+        labels.append(label)
+    return encoded, labels
+
+
+def build(model: str, prompt: str, images: list, labels: list[str], mode: str, params: Params) -> WanRequest:
+    try:
+        return build_request(model, prompt, images, mode=mode, params=params)
+    except WanInputError as exc:
+        # api/ numbers pictures as the service sees them ("image 3"); name the node input they came from.
+        if exc.param.startswith("image ") and exc.param[6:].isdigit():
+            index = int(exc.param[6:]) - 1
+            if 0 <= index < len(labels):
+                raise WanInputError(labels[index], exc.limit) from None
+        raise
+
+
+async def send(node_cls: Any, req: WanRequest, *, region: str, transport: str,
+               inputs: list, labels: list[str], extra_info: dict[str, Any] | None = None) -> io.NodeOutput:
+    note = ""
+    try:
+        result = await runner.run(node_cls, req, region=region or "default", transport=transport or "auto")
+    except errors.StreamCutError as cut:
+        # Images that arrived before the cut are paid for: hand them to the graph rather than drop them.
+        partial = cut.partial
+        if partial is None or not partial.urls:
+            raise
+        client = runner.make_client(region or "default")
+        client.download_all(partial)
+        result = partial
+        note = str(cut)
+    images, sizes = to_image_tensor([img.pixels for img in result.images])
+    info = result.info()
+    info["inputs"] = [{"input": label, "sent_width": img.width, "sent_height": img.height,
+                       "source_size": list(img.source_size or ()), "bytes": img.nbytes,
+                       "format": img.value[5:img.value.find(";")] if img.value.startswith("data:") else "url"}
+                      for label, img in zip(labels, inputs)]
+    if len(set(sizes)) > 1:
+        info["resized_to_first"] = {"size": list(sizes[0]), "original_sizes": [list(s) for s in sizes]}
+    if note:
+        info["incomplete"] = note
+    if extra_info:
+        info.update(extra_info)
+    billed = info.get("images_billed")
+    runner._show(getattr(node_cls.hidden, "unique_id", None),
+                 f"{req.model}: {len(result.images)} picture(s), {billed} billed, {result.elapsed:.1f} s"
+                 + (f"\n⚠ {note}" if note else ""))
+    return io.NodeOutput(images, result.text, json.dumps(info, ensure_ascii=False, indent=1))
+
+
+def palette_value(text: str | None) -> Any:
+    text = (text or "").strip()
+    return text or None
+
+
+# ---- the nodes -----------------------------------------------------------------------------------------
+
+class WanImageEdit(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="WanImageEdit",
+            display_name="Wan Image Edit",
+            category=CATEGORY,
+            description="Edit one picture or fuse several (up to 9 on wan2.7, 4 on wan2.6, 3 on wan2.5) with a "
+                        "prompt. The output keeps the aspect ratio of the last input picture.",
+            inputs=[
+                model_input(EDIT, "wan2.7-image"),
+                prompt_input(EDIT),
+                *image_inputs(MAX_IMAGE_INPUTS, required=1),
+                n_input(1, 4),
+                size_input("auto", "auto (the model's default: 2K on wan2.7, 1K on wan2.6, 1280*1280 pixels on "
+                                   "wan2.5), 1K, 2K, or W*H such as 1280*720 (wan2.7/2.6: 768*768 to 2048*2048 "
+                                   "pixels; wan2.5: 768*768 to 1280*1280)."),
+                seed_input(),
+                io.String.Input("negative_prompt", multiline=True, default="", optional=True,
+                                tooltip="What to avoid (wan2.6 and wan2.5 only, at most 500 characters)."),
+                io.Boolean.Input("prompt_extend", default=True, optional=True,
+                                 tooltip="Let the service rewrite the prompt (wan2.6 and wan2.5 only; sent only "
+                                         "to them). The rewritten prompt comes out as `text`."),
+                io.String.Input("color_palette", multiline=False, default="", optional=True,
+                                tooltip=PALETTE_TOOLTIP),
+                *common_tail(),
+            ],
+            outputs=outputs(),
+            hidden=HIDDEN,
+            is_api_node=False,
+        )
+
+    @classmethod
+    async def execute(cls, model: str, prompt: str, n: int = 1, size: str = "auto", seed: int = 0,
+                      negative_prompt: str = "", prompt_extend: bool = True, color_palette: str = "",
+                      watermark: bool = False, region: str = "default", transport: str = "auto",
+                      image_format: str = "auto", **images: Any) -> io.NodeOutput:
+        named = [(name, images.get(name)) for name in image_input_names(MAX_IMAGE_INPUTS)]
+        inputs, labels = encode_inputs(model, named, image_format)
+        mode_params = MODELS[model].modes[EDIT].params
+        params = Params(size=size, n=n, seed=seed, watermark=watermark, negative_prompt=negative_prompt or None,
+                        prompt_extend=prompt_extend if "prompt_extend" in mode_params else None,
+                        color_palette=palette_value(color_palette))
+        req = build(model, prompt, inputs, labels, EDIT, params)
+        return await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels)
+
+
+class WanTextToImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="WanTextToImage",
+            display_name="Wan Text to Image",
+            category=CATEGORY,
+            description="wan2.7 text-to-image: 1K, 2K, or 4K on wan2.7-image-pro; thinking mode; colour palette.",
+            inputs=[
+                model_input(TEXT_TO_IMAGE, "wan2.7-image-pro"),
+                prompt_input(TEXT_TO_IMAGE),
+                n_input(1, 4),
+                size_input("2K", "1K (1024*1024), 2K (2048*2048), 4K (4096*4096, wan2.7-image-pro only), or W*H "
+                                 "with 768*768 to 2048*2048 pixels (4096*4096 on pro), aspect 1:8 to 8:1."),
+                seed_input(),
+                io.Boolean.Input("thinking_mode", default=True, optional=True,
+                                 tooltip="Reason about the prompt before drawing: better pictures, slower."),
+                io.String.Input("color_palette", multiline=False, default="", optional=True,
+                                tooltip=PALETTE_TOOLTIP),
+                *common_tail(with_format=False),
+            ],
+            outputs=outputs(),
+            hidden=HIDDEN,
+        )
+
+    @classmethod
+    async def execute(cls, model: str, prompt: str, n: int = 1, size: str = "2K", seed: int = 0,
+                      thinking_mode: bool = True, color_palette: str = "", watermark: bool = False,
+                      region: str = "default", transport: str = "auto") -> io.NodeOutput:
+        params = Params(size=size, n=n, seed=seed, watermark=watermark, thinking_mode=thinking_mode,
+                        color_palette=palette_value(color_palette))
+        req = build(model, prompt, [], [], TEXT_TO_IMAGE, params)
+        return await send(cls, req, region=region, transport=transport, inputs=[], labels=[])
+
+
+class WanSequential(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="WanSequential",
+            display_name="Wan Sequential (Group)",
+            category=CATEGORY,
+            description="wan2.7 sequential output: a consistent set of up to 12 pictures (a story, the seasons, "
+                        "a product series) from a prompt and 0-9 reference pictures. Returns all of them.",
+            inputs=[
+                model_input(SEQUENTIAL, "wan2.7-image"),
+                prompt_input(SEQUENTIAL),
+                *image_inputs(MAX_IMAGE_INPUTS, required=0),
+                n_input(1, 12, default=4, what="The most pictures in the set; the model decides how many"),
+                size_input("2K", "1K or 2K (4K is not offered for sets), or W*H with 768*768 to 2048*2048 "
+                                 "pixels, aspect 1:8 to 8:1."),
+                seed_input(),
+                *common_tail(),
+            ],
+            outputs=outputs(),
+            hidden=HIDDEN,
+        )
+
+    @classmethod
+    async def execute(cls, model: str, prompt: str, n: int = 4, size: str = "2K", seed: int = 0,
+                      watermark: bool = False, region: str = "default", transport: str = "auto",
+                      image_format: str = "auto", **images: Any) -> io.NodeOutput:
+        named = [(name, images.get(name)) for name in image_input_names(MAX_IMAGE_INPUTS)]
+        inputs, labels = encode_inputs(model, named, image_format)
+        params = Params(size=size, n=n, seed=seed, watermark=watermark)
+        req = build(model, prompt, inputs, labels, SEQUENTIAL, params)
+        return await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels)
+
+
+class WanInterleave(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="WanInterleave",
+            display_name="Wan Interleave (Text + Images)",
+            category=CATEGORY,
+            description="wan2.6-image interleaved output: text and up to 5 pictures (a tutorial, a story) from a "
+                        "prompt and an optional picture. The text streams onto the node as it is written.",
+            inputs=[
+                model_input(INTERLEAVE, "wan2.6-image"),
+                prompt_input(INTERLEAVE),
+                *image_inputs(1, required=0),
+                io.Int.Input("max_images", default=3, min=1, max=5,
+                             tooltip="The most pictures (1-5); the model decides how many. Each is billed."),
+                size_input("1280*1280", "W*H with 768*768 to 1280*1280 pixels, aspect 1:4 to 4:1."),
+                seed_input(),
+                io.String.Input("negative_prompt", multiline=True, default="", optional=True,
+                                tooltip="What to avoid (at most 500 characters)."),
+                *common_tail(),
+            ],
+            outputs=outputs(),
+            hidden=HIDDEN,
+        )
+
+    @classmethod
+    async def execute(cls, model: str, prompt: str, max_images: int = 3, size: str = "1280*1280", seed: int = 0,
+                      negative_prompt: str = "", watermark: bool = False, region: str = "default",
+                      transport: str = "auto", image_format: str = "auto", image: Any = None) -> io.NodeOutput:
+        inputs, labels = encode_inputs(model, [("image", image)], image_format)
+        params = Params(size=size, n=1, seed=seed, watermark=watermark, max_images=max_images,
+                        negative_prompt=negative_prompt or None)
+        req = build(model, prompt, inputs, labels, INTERLEAVE, params)
+        return await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels)
+
+
+class WanBBox(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="WanBBox",
+            display_name="Wan Box Edit",
+            category=CATEGORY,
+            description="wan2.7 interactive editing: change what lies inside boxes. Boxes come from MASK inputs "
+                        "(each mask's separate regions become up to 2 boxes on its picture; an empty mask means "
+                        "no box) and/or the boxes string, so a detector or segmenter upstream can drive the edit.",
+            inputs=[
+                model_input(EDIT, "wan2.7-image"),
+                prompt_input(EDIT),
+                *image_inputs(MAX_IMAGE_INPUTS, required=1),
+                *[io.Mask.Input(name, optional=True,
+                                tooltip=f"Regions to edit on the picture(s) of {image_input_names(MAX_IMAGE_INPUTS)[i]}: "
+                                        "each separate region becomes a box (at most 2 per picture).")
+                  for i, name in enumerate(mask_input_names(MAX_IMAGE_INPUTS))],
+                io.String.Input("boxes", multiline=True, default="", optional=True,
+                                tooltip="Boxes as JSON, one list per picture in order, in that picture's pixels: "
+                                        "[[], [[989, 515, 1138, 681]]] (x1, y1, x2, y2; at most 2 per picture). "
+                                        "Added to the boxes from masks."),
+                n_input(1, 4),
+                size_input("auto", "auto (2K), 1K, 2K, or W*H with 768*768 to 2048*2048 pixels."),
+                seed_input(),
+                io.String.Input("color_palette", multiline=False, default="", optional=True,
+                                tooltip=PALETTE_TOOLTIP),
+                *common_tail(),
+            ],
+            outputs=outputs(),
+            hidden=HIDDEN,
+        )
+
+    @classmethod
+    async def execute(cls, model: str, prompt: str, boxes: str = "", n: int = 1, size: str = "auto", seed: int = 0,
+                      color_palette: str = "", watermark: bool = False, region: str = "default",
+                      transport: str = "auto", image_format: str = "auto", **tensors: Any) -> io.NodeOutput:
+        image_names = image_input_names(MAX_IMAGE_INPUTS)
+        named = [(name, tensors.get(name)) for name in image_names]
+        inputs, labels = encode_inputs(model, named, image_format)
+        bbox_list = boxes_for(named, [tensors.get(m) for m in mask_input_names(MAX_IMAGE_INPUTS)], boxes,
+                              len(inputs))
+        params = Params(size=size, n=n, seed=seed, watermark=watermark, bbox_list=bbox_list,
+                        color_palette=palette_value(color_palette))
+        req = build(model, prompt, inputs, labels, EDIT, params)
+        return await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels,
+                          extra_info={"bbox_list": bbox_list})
+
+
+def boxes_for(named: list[tuple[str, Any]], masks: list[Any], text: str, count: int) -> list[list[list[int]]]:
+    """One list of boxes per sent picture: regions of the paired mask, then the boxes string's."""
+    per_picture: list[list[list[int]]] = []
+    for (name, tensor), mask_tensor, mask_name in zip(named, masks, mask_input_names(len(named))):
+        if tensor is None:
+            if mask_tensor is not None:
+                raise WanInputError(mask_name, f"is connected but {name} is not; a mask marks regions on its picture")
+            continue
+        batch = tensor.shape[0] if tensor.ndim == 4 else 1
+        mask = mask_batch(mask_tensor)
+        if mask is not None and mask.shape[0] not in (1, batch):
+            raise WanInputError(mask_name, f"has {mask.shape[0]} masks for {batch} pictures in {name}; give one "
+                                           "mask, or one per picture")
+        height, width = int(tensor.shape[-3]), int(tensor.shape[-2])
+        for i in range(batch):
+            if mask is None:
+                per_picture.append([])
+                continue
+            m = mask[i if mask.shape[0] > 1 else 0]
+            regions = mask_regions(m)
+            label = mask_name if batch == 1 else f"{mask_name}[{i}]"
+            if len(regions) > 2:
+                raise WanInputError(label, f"has {len(regions)} separate regions; wan2.7 takes at most 2 boxes per "
+                                           "picture (merge or remove regions)")
+            # A mask of another resolution than its picture is scaled onto it.
+            sx, sy = width / m.shape[1], height / m.shape[0]
+            per_picture.append([[round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy)]
+                                for x1, y1, x2, y2 in regions])
+    typed = parse_boxes(text)
+    if typed:
+        if len(typed) > count:
+            raise WanInputError("boxes", f"has {len(typed)} lists of boxes for {count} pictures")
+        for i, extra in enumerate(typed):
+            if not isinstance(extra, list):
+                raise WanInputError("boxes", f"entry {i + 1} must be a list of boxes")
+            per_picture[i] = per_picture[i] + [list(b) for b in extra]
+    return per_picture
+
+
+NODES = [WanImageEdit, WanTextToImage, WanSequential, WanInterleave, WanBBox]
