@@ -15,3 +15,6 @@ emulator: venv
 
 clean:
 	rm -rf .venv demo_output test_artifacts .comfy_host
+
+demo: venv
+	$(PY) scripts/demo.py

@@ -220,6 +220,8 @@ def ui_to_api(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str
                         inputs[name] = values[v]
                     v += 1
                     options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                    if options.get("image_upload") and v < len(values) and values[v] == "image":
+                        v += 1  # the upload button's value
                     if options.get("control_after_generate") or (name in ("seed", "noise_seed") and
                                                                  v < len(values) and values[v] in
                                                                  ("fixed", "increment", "decrement", "randomize")):
