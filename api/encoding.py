@@ -143,7 +143,7 @@ def fit_to_limits(rgb: np.ndarray, limits: ImageLimits, name: str = "image") -> 
 def encode_image(picture: Any, limits: ImageLimits, fmt: str = "auto", name: str = "image") -> InputImage:
     """A picture -> an `InputImage` (data URI with its real size) within `limits`."""
     if fmt not in FORMATS:
-        raise WanInputError("image_format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+        raise WanInputError("input_format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
     rgb = to_uint8_rgb(picture, name)
     source = (rgb.shape[1], rgb.shape[0])
     rgb = fit_to_limits(rgb, limits, name)

@@ -90,7 +90,7 @@ def common_tail(with_format: bool = True) -> list[Any]:
                                "for interleaved output. sync: one long request. stream: server-sent events."),
     ]
     if with_format:
-        items.append(io.Combo.Input("image_format", options=FORMATS, default="auto", optional=True,
+        items.append(io.Combo.Input("input_format", options=FORMATS, default="auto", optional=True,
                                     tooltip="How input pictures are sent. png: lossless. jpeg: quality 95. auto: "
                                             "PNG for flat artwork, JPEG for photographs (faster to send)."))
     return items
@@ -116,7 +116,7 @@ HIDDEN = [io.Hidden.unique_id]
 
 # ---- the shared execute path ----------------------------------------------------------------------------
 
-def encode_inputs(model: str, named: list[tuple[str, Any]], image_format: str) -> tuple[list, list[str]]:
+def encode_inputs(model: str, named: list[tuple[str, Any]], input_format: str) -> tuple[list, list[str]]:
     spec = get_model(model)  # an unknown model fails here, clearly
     pictures = image_batches(named)
     limit = spec.max_input_images
@@ -125,7 +125,7 @@ def encode_inputs(model: str, named: list[tuple[str, Any]], image_format: str) -
                                      f"{model} takes at most {limit}")
     encoded, labels = [], []
     for label, arr in pictures:
-        encoded.append(encode_image(arr, spec.image, fmt=image_format or "auto", name=label))
+        encoded.append(encode_image(arr, spec.image, fmt=input_format or "auto", name=label))
         labels.append(label)
     return encoded, labels
 
@@ -218,9 +218,9 @@ class WanImageEdit(io.ComfyNode):
     async def execute(cls, model: str, prompt: str, n: int = 1, size: str = "auto", seed: int = 0,
                       negative_prompt: str = "", prompt_extend: bool = True, color_palette: str = "",
                       watermark: bool = False, region: str = "default", transport: str = "auto",
-                      image_format: str = "auto", **images: Any) -> io.NodeOutput:
+                      input_format: str = "auto", **images: Any) -> io.NodeOutput:
         named = [(name, images.get(name)) for name in image_input_names(MAX_IMAGE_INPUTS)]
-        inputs, labels = encode_inputs(model, named, image_format)
+        inputs, labels = encode_inputs(model, named, input_format)
         mode_params = MODELS[model].modes[EDIT].params
         params = Params(size=size, n=n, seed=seed, watermark=watermark, negative_prompt=negative_prompt or None,
                         prompt_extend=prompt_extend if "prompt_extend" in mode_params else None,
@@ -290,9 +290,9 @@ class WanSequential(io.ComfyNode):
     @classmethod
     async def execute(cls, model: str, prompt: str, n: int = 4, size: str = "2K", seed: int = 0,
                       watermark: bool = False, region: str = "default", transport: str = "auto",
-                      image_format: str = "auto", **images: Any) -> io.NodeOutput:
+                      input_format: str = "auto", **images: Any) -> io.NodeOutput:
         named = [(name, images.get(name)) for name in image_input_names(MAX_IMAGE_INPUTS)]
-        inputs, labels = encode_inputs(model, named, image_format)
+        inputs, labels = encode_inputs(model, named, input_format)
         params = Params(size=size, n=n, seed=seed, watermark=watermark)
         req = build(model, prompt, inputs, labels, SEQUENTIAL, params)
         return await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels)
@@ -326,8 +326,8 @@ class WanInterleave(io.ComfyNode):
     @classmethod
     async def execute(cls, model: str, prompt: str, max_images: int = 3, size: str = "1280*1280", seed: int = 0,
                       negative_prompt: str = "", watermark: bool = False, region: str = "default",
-                      transport: str = "auto", image_format: str = "auto", image: Any = None) -> io.NodeOutput:
-        inputs, labels = encode_inputs(model, [("image", image)], image_format)
+                      transport: str = "auto", input_format: str = "auto", image: Any = None) -> io.NodeOutput:
+        inputs, labels = encode_inputs(model, [("image", image)], input_format)
         params = Params(size=size, n=1, seed=seed, watermark=watermark, max_images=max_images,
                         negative_prompt=negative_prompt or None)
         req = build(model, prompt, inputs, labels, INTERLEAVE, params)
@@ -370,10 +370,10 @@ class WanBBox(io.ComfyNode):
     @classmethod
     async def execute(cls, model: str, prompt: str, boxes: str = "", n: int = 1, size: str = "auto", seed: int = 0,
                       color_palette: str = "", watermark: bool = False, region: str = "default",
-                      transport: str = "auto", image_format: str = "auto", **tensors: Any) -> io.NodeOutput:
+                      transport: str = "auto", input_format: str = "auto", **tensors: Any) -> io.NodeOutput:
         image_names = image_input_names(MAX_IMAGE_INPUTS)
         named = [(name, tensors.get(name)) for name in image_names]
-        inputs, labels = encode_inputs(model, named, image_format)
+        inputs, labels = encode_inputs(model, named, input_format)
         bbox_list = boxes_for(named, [tensors.get(m) for m in mask_input_names(MAX_IMAGE_INPUTS)], boxes,
                               len(inputs))
         params = Params(size=size, n=n, seed=seed, watermark=watermark, bbox_list=bbox_list,

@@ -1,0 +1,45 @@
+"""A real ComfyUI server (separate process) with the pack in its custom_nodes, and the emulator.
+
+This test process never imports ComfyUI, so having the repo root on sys.path here (for `api` and the
+host harness) cannot clash with ComfyUI's own top-level `nodes.py`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+for p in (ROOT, ROOT / "scripts"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from api.emulator import EmulatorServer, Settings  # noqa: E402
+from comfy_host import ComfyHost  # noqa: E402
+
+# Recognisable, so a leak anywhere is found by a plain search.
+E2E_KEY = "sk-e2eSECRETdoNotLeak7f3a9c1b2d4e"
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    server = EmulatorServer(settings=Settings(queue_time=0.2, service_time=0.5, api_keys=[E2E_KEY])).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def comfy(emulator):
+    host = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY})
+    host.start()
+    yield host
+    host.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_emulator(emulator):
+    emulator.backend.reset()
+    emulator.backend.configure(queue_time=0.2, service_time=0.5)
+    yield

@@ -1,0 +1,236 @@
+"""End to end: workflows POSTed to a real ComfyUI, the pack calling the emulator, outputs checked on disk."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from comfy_host import ROOT, execution_error, ui_to_api
+from conftest import E2E_KEY
+
+NODE_IDS = ["WanImageEdit", "WanTextToImage", "WanSequential", "WanInterleave", "WanBBox"]
+
+
+def upload_array(comfy, arr: np.ndarray, mode: str = "RGB") -> str:
+    name = f"e2e_{uuid.uuid4().hex[:8]}.png"
+    path = comfy.base / name
+    Image.fromarray(arr, mode).save(path)
+    return comfy.upload_image(path, name)
+
+
+def saved_pixels(comfy, entry, node_id: str) -> list[np.ndarray]:
+    return [np.asarray(Image.open(comfy.output_file(img)).convert("RGB"))
+            for img in entry["outputs"][node_id]["images"]]
+
+
+def served_pixels(url: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(requests.get(url, timeout=10).content)).convert("RGB"))
+
+
+def info_of(entry, node_id: str) -> dict:
+    return json.loads(entry["outputs"][node_id]["text"][0])
+
+
+def graph(node_type: str, inputs: dict, *, loads: dict | None = None, text: bool = True) -> dict:
+    g: dict = {}
+    for name, (load_id, filename) in (loads or {}).items():
+        g[load_id] = {"class_type": "LoadImage", "inputs": {"image": filename}}
+        inputs[name] = [load_id, 0]
+    g["10"] = {"class_type": node_type, "inputs": inputs}
+    g["20"] = {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": f"e2e_{uuid.uuid4().hex[:6]}"}}
+    g["30"] = {"class_type": "PreviewAny", "inputs": {"source": ["10", 2]}}
+    if text:
+        g["31"] = {"class_type": "PreviewAny", "inputs": {"source": ["10", 1]}}
+    return g
+
+
+def test_every_node_loads_with_its_fixed_inputs(comfy):
+    info = comfy.object_info()
+    for node_id in NODE_IDS:
+        assert node_id in info, f"{node_id} is not registered"
+        spec = info[node_id]
+        names = set(spec["input"].get("required", {})) | set(spec["input"].get("optional", {}))
+        assert {"model", "prompt", "seed"} <= names, node_id
+        seed = {**spec["input"].get("required", {}), **spec["input"].get("optional", {})}["seed"]
+        assert seed[1].get("control_after_generate"), f"{node_id}: seed has no control-after-generate"
+        assert spec["output"][:3] == ["IMAGE", "STRING", "STRING"], spec["output"]
+        assert spec["output_name"][1] == "text"
+    edit = info["WanImageEdit"]["input"]
+    assert "image" in edit["required"]
+    assert [f"image_{i}" for i in range(2, 10)] == [k for k in edit["optional"] if k.startswith("image_")]
+    bbox = info["WanBBox"]["input"]["optional"]
+    assert ["mask"] + [f"mask_{i}" for i in range(2, 10)] == [k for k in bbox if k.startswith("mask")]
+    assert "image" in info["WanInterleave"]["input"]["optional"]
+    ours = json.dumps({k: info[k] for k in NODE_IDS}).lower()
+    assert "api_key" not in ours and "apikey" not in ours, "no widget may hold the key"
+    # ComfyUI's import-times line for the pack.
+    match = re.search(r"^\s*([\d.]+) seconds.*comfyui-wan-image\s*$", comfy.log(), re.M)
+    assert match, "the pack is missing from ComfyUI's import times"
+    assert float(match.group(1)) < 0.2
+    assert "Traceback" not in comfy.log().split("comfyui-wan-image")[0].split("Import times")[-1]
+
+
+@pytest.mark.parametrize("workflow", ["wan_image_edit", "wan_text_to_image", "wan_sequential", "wan_interleave",
+                                      "wan_bbox"])
+def test_example_workflows_run_and_save_what_the_service_returned(comfy, emulator, workflow):
+    for picture in (ROOT / "example_workflows" / "inputs").glob("*.png"):
+        comfy.upload_image(picture)
+    ui = json.loads((ROOT / "example_workflows" / f"{workflow}.json").read_text())
+    g = ui_to_api(ui, comfy.object_info())
+    wan_id = next(k for k, v in g.items() if v["class_type"].startswith("Wan"))
+    g[wan_id]["inputs"]["seed"] += int(time.time()) % 1000  # vary: ComfyUI caches identical prompts
+    entry = comfy.run(g)
+    assert execution_error(entry) is None, execution_error(entry)
+    save_id = next(k for k, v in g.items() if v["class_type"] == "SaveImage")
+    info_id = next(k for k, v in g.items() if v["_meta"]["title"] == "info")
+    info = info_of(entry, info_id)
+    saved = saved_pixels(comfy, entry, save_id)
+    assert len(saved) == len(info["results"]) == info["images_billed"] >= 1
+    for pixels, result in zip(saved, info["results"]):
+        served = served_pixels(result["url"])
+        assert pixels.shape == served.shape
+        # SaveImage truncates float*255; our tensors are exact levels, so at most 1 level off.
+        assert np.abs(pixels.astype(int) - served.astype(int)).max() <= 1
+    assert emulator.backend.stats()["creations"] == 1
+
+
+def test_two_inputs_of_different_sizes_arrive_in_order_pixel_exact(comfy, emulator):
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (300, 420, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (520, 260, 3), dtype=np.uint8)
+    g = graph("WanImageEdit", {"model": "wan2.7-image", "prompt": "fuse image 1 and image 2", "n": 1, "size": "1K",
+                               "seed": 1, "input_format": "png"},
+              loads={"image": ("1", upload_array(comfy, a)), "image_2": ("2", upload_array(comfy, b))})
+    entry = comfy.run(g)
+    assert execution_error(entry) is None, execution_error(entry)
+    create = [e for e in emulator.backend.log if e.get("billable")]
+    assert len(create) == 1
+    got = [np.asarray(Image.open(io.BytesIO(i.data)).convert("RGB")) for i in create[0]["images"]]
+    assert [x.shape for x in got] == [a.shape, b.shape]
+    assert np.array_equal(got[0], a) and np.array_equal(got[1], b)
+    params = create[0]["body"]["parameters"]
+    assert params["n"] == 1 and params["size"] == "1K" and params["seed"] == 1
+    assert "negative_prompt" not in params and "prompt_extend" not in params
+
+
+def test_a_batch_expands_in_order(comfy, emulator):
+    a = np.full((256, 256, 3), 10, np.uint8)
+    b = np.full((256, 256, 3), 200, np.uint8)
+    g = graph("WanImageEdit", {"model": "wan2.6-image", "prompt": "x", "n": 1, "size": "1K", "seed": 2,
+                               "input_format": "png", "negative_prompt": "blurry"},
+              loads={"image": ("1", upload_array(comfy, a)), "image_2": ("2", upload_array(comfy, b))})
+    # image_2 gets a batch of two: image 1, then image 2 twice.
+    g["3"] = {"class_type": "ImageBatch", "inputs": {"image1": ["2", 0], "image2": ["2", 0]}}
+    g["10"]["inputs"]["image_2"] = ["3", 0]
+    entry = comfy.run(g)
+    assert execution_error(entry) is None, execution_error(entry)
+    create = [e for e in emulator.backend.log if e.get("billable")][0]
+    means = [int(np.asarray(Image.open(io.BytesIO(i.data))).mean()) for i in create["images"]]
+    assert means == [10, 200, 200]
+    assert create["body"]["parameters"]["negative_prompt"] == "blurry"
+    assert create["body"]["parameters"]["prompt_extend"] is True
+
+
+def test_sequential_twelve_returns_all_twelve(comfy):
+    g = graph("WanSequential", {"model": "wan2.7-image", "prompt": "twelve months of one garden", "n": 12,
+                                "size": "1K", "seed": int(time.time()) % 10000})
+    entry = comfy.run(g)
+    assert execution_error(entry) is None, execution_error(entry)
+    assert len(entry["outputs"]["20"]["images"]) == 12
+    assert info_of(entry, "30")["images_billed"] == 12
+
+
+def test_interleave_returns_every_image_and_all_text(comfy, emulator):
+    g = graph("WanInterleave", {"model": "wan2.6-image", "prompt": "a five-step tutorial for dumplings",
+                                "max_images": 5, "size": "1024*1024", "seed": int(time.time()) % 10000})
+    entry = comfy.run(g)
+    assert execution_error(entry) is None, execution_error(entry)
+    assert len(entry["outputs"]["20"]["images"]) == 5
+    text = entry["outputs"]["31"]["text"][0]
+    job = type("J", (), {"prompt": "a five-step tutorial for dumplings"})
+    assert [t.strip() for t in text.split("\n\n")] == emulator.backend.interleave_texts(job, 5)
+    assert [e["kind"] for e in emulator.backend.log if e.get("billable")] == ["stream"]
+
+
+def test_boxes_from_masks_and_from_the_string(comfy, emulator):
+    # LoadImage makes MASK = 1 - alpha: two transparent rectangles are two regions of the mask.
+    rgba = np.full((400, 600, 4), 255, np.uint8)
+    rgba[50:120, 40:200, 3] = 0
+    rgba[200:380, 300:560, 3] = 0
+    plain = np.full((300, 300, 3), 128, np.uint8)
+    g = graph("WanBBox", {"model": "wan2.7-image", "prompt": "replace the boxed things", "n": 1, "size": "1K",
+                          "seed": int(time.time()) % 10000, "boxes": "[[], [[10, 20, 110, 220]]]"},
+              loads={"image": ("1", upload_array(comfy, rgba, "RGBA")), "image_2": ("2", upload_array(comfy, plain))})
+    g["10"]["inputs"]["mask"] = ["1", 1]
+    entry = comfy.run(g)
+    assert execution_error(entry) is None, execution_error(entry)
+    create = [e for e in emulator.backend.log if e.get("billable")][0]
+    assert create["body"]["parameters"]["bbox_list"] == [[[300, 200, 560, 380], [40, 50, 200, 120]],
+                                                         [[10, 20, 110, 220]]]
+
+
+def test_a_refused_input_is_an_execution_error_and_nothing_is_sent(comfy, emulator):
+    g = graph("WanTextToImage", {"model": "wan2.7-image", "prompt": "x", "n": 1, "size": "4K", "seed": 99})
+    entry = comfy.run(g)
+    error = execution_error(entry)
+    assert error is not None
+    assert "size" in error["exception_message"] and "wan2.7-image-pro" in error["exception_message"]
+    assert error["node_type"] == "WanTextToImage"
+    assert emulator.backend.log == []
+
+
+def test_a_service_error_is_an_execution_error_with_its_code(comfy, emulator):
+    emulator.backend.add_fault({"kind": "http", "status": 400, "code": "DataInspectionFailed",
+                                "message": "Input data may contain inappropriate content."})
+    g = graph("WanTextToImage", {"model": "wan2.7-image", "prompt": "x", "n": 1, "size": "1K",
+                                 "seed": int(time.time()) % 10000})
+    error = execution_error(comfy.run(g))
+    assert error and "DataInspectionFailed" in error["exception_message"]
+    assert "request_id" in error["exception_message"]
+
+
+def test_interrupt_cancels_a_pending_task_within_a_second(comfy, emulator):
+    emulator.backend.configure(queue_time=60.0)
+    g = graph("WanTextToImage", {"model": "wan2.7-image", "prompt": "x", "n": 1, "size": "1K",
+                                 "seed": int(time.time()) % 10000 + 7})
+    prompt_id = comfy.queue(g)
+    deadline = time.monotonic() + 30
+    while not any(e["kind"] == "query" for e in emulator.backend.log):
+        assert time.monotonic() < deadline, "the task was never created"
+        time.sleep(0.05)
+    started = time.monotonic()
+    comfy.interrupt()
+    entry = comfy.wait(prompt_id, timeout=30)
+    assert time.monotonic() - started < 2.5
+    kinds = [m[0] for m in entry["status"]["messages"]]
+    assert "execution_interrupted" in kinds, kinds
+    assert emulator.backend.stats()["tasks"] == {"CANCELED": 1}
+
+
+def test_the_key_appears_nowhere_a_user_can_share(comfy, emulator):
+    # A run that fails with the key (a wrong region's key would look the same) and one that succeeds.
+    emulator.backend.add_fault({"kind": "http", "status": 401, "code": "InvalidApiKey",
+                                "message": f"Invalid API-key provided: {E2E_KEY}"})
+    g = graph("WanTextToImage", {"model": "wan2.7-image", "prompt": "x", "n": 1, "size": "1K",
+                                 "seed": int(time.time()) % 10000 + 3})
+    failed = comfy.run(g)
+    assert "InvalidApiKey" in execution_error(failed)["exception_message"]
+    g["10"]["inputs"]["seed"] += 1
+    ok = comfy.run(g)
+    assert execution_error(ok) is None
+    history = requests.get(comfy.url + "/history", timeout=10).text
+    assert E2E_KEY not in history
+    assert E2E_KEY not in comfy.log()
+    for image in ok["outputs"]["20"]["images"]:
+        with Image.open(comfy.output_file(image)) as png:
+            assert E2E_KEY not in json.dumps(png.info)
+    assert E2E_KEY not in json.dumps(comfy.object_info())
