@@ -7,8 +7,11 @@ PORT ?= 8470
 venv:
 	@bash scripts/setup_venv.sh
 
+# Two pytest runs: tests/comfy loads ComfyUI into its own process (and must not have the repo root on
+# sys.path, hence .venv/bin/pytest rather than python -m pytest); the rest talk to ComfyUI over HTTP.
 test: venv
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider tests/api tests/e2e
+	.venv/bin/pytest -q -p no:cacheprovider tests/comfy
 
 emulator: venv
 	$(PY) -m api.emulator --port $(PORT)

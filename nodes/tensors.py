@@ -59,12 +59,9 @@ def to_image_tensor(pictures: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[
         return torch.zeros((1, 64, 64, 3), dtype=torch.float32), []
     sizes = [(p.shape[1], p.shape[0]) for p in pictures]
     target = sizes[0]
-    frames = []
-    for pic, size in zip(pictures, sizes):
-        if size != target:
-            pic = np.asarray(Image.fromarray(pic).resize(target, Image.Resampling.LANCZOS))
-        frames.append(torch.from_numpy(np.ascontiguousarray(pic)))
-    batch = torch.stack(frames).to(torch.float32).div_(255.0)
+    frames = [pic if size == target else np.asarray(Image.fromarray(pic).resize(target, Image.Resampling.LANCZOS))
+              for pic, size in zip(pictures, sizes)]
+    batch = torch.from_numpy(np.stack(frames)).to(torch.float32).div_(255.0)
     return batch, sizes
 
 

@@ -1,0 +1,183 @@
+"""Each node's execute with real tensors, against the emulator, inside a loaded ComfyUI."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import api, tensors, wan
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def img(h, w, seed=0, channels=3):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((1, h, w, channels), generator=g)
+
+
+def outputs(result):
+    images, text, info = result.args
+    return images, text, json.loads(info)
+
+
+def created(emulator):
+    return [e for e in emulator.backend.log if e.get("billable")]
+
+
+def decoded(entry):
+    return [np.asarray(Image.open(io.BytesIO(i.data)).convert("RGB")) for i in entry["images"]]
+
+
+def test_edit_sends_inputs_in_order_and_returns_what_was_served(emulator):
+    a, b = img(300, 420, 1), img(520, 260, 2)
+    result = run(wan.WanImageEdit.execute(model="wan2.7-image", prompt="fuse", n=2, size="1K", seed=4,
+                                          input_format="png", image=a, image_2=b))
+    images, text, info = outputs(result)
+    entry = created(emulator)[0]
+    sent = decoded(entry)
+    for tensor, got in zip((a, b), sent):
+        expect = np.floor(tensor[0].numpy() * 255 + 0.5).astype(np.uint8)
+        assert np.array_equal(got, expect)
+    assert images.shape[0] == 2 and images.dtype == torch.float32
+    for i, url in enumerate(r["url"] for r in info["results"]):
+        served = api.download.Downloader().fetch(url).pixels
+        assert torch.equal(images[i], torch.from_numpy(served).float() / 255)
+    assert info["images_billed"] == 2 and info["task_id"] and info["request_id"]
+    assert [x["input"] for x in info["inputs"]] == ["image", "image_2"]
+    assert text == ""
+
+
+def test_batches_expand_in_order_and_alpha_and_grey_are_handled(emulator):
+    batch = torch.cat([torch.full((1, 256, 256, 4), 0.2), torch.full((1, 256, 256, 4), 0.6)])
+    batch[..., 3] = 1.0
+    grey = torch.full((1, 256, 256, 1), 0.8)
+    run(wan.WanImageEdit.execute(model="wan2.6-image", prompt="x", n=1, size="1K", seed=1, input_format="png",
+                                 image=batch, image_2=grey))
+    sent = decoded(created(emulator)[0])
+    assert [int(s.mean()) for s in sent] == [51, 153, 204]
+    assert all(s.shape == (256, 256, 3) for s in sent)
+
+
+def test_text_to_image_sequential_and_interleave(emulator):
+    images, _, info = outputs(run(wan.WanTextToImage.execute(model="wan2.7-image-pro", prompt="a fox", n=3,
+                                                             size="1K", seed=2, thinking_mode=False)))
+    assert images.shape == (3, 1024, 1024, 3)
+    assert created(emulator)[-1]["body"]["parameters"]["thinking_mode"] is False
+    images, _, info = outputs(run(wan.WanSequential.execute(model="wan2.7-image", prompt="12 months", n=12,
+                                                            size="1K", seed=3)))
+    assert images.shape[0] == 12 and info["images_billed"] == 12
+    seen = []
+    images, text, info = outputs(run(wan.WanInterleave.execute(model="wan2.6-image", prompt="tea in 4 steps",
+                                                               max_images=4, size="1024*1024", seed=5,
+                                                               image=img(300, 300))))
+    assert images.shape[0] == 4 and text.count("Step ") == 4
+    assert created(emulator)[-1]["kind"] == "stream"
+
+
+def test_refused_inputs_name_the_node_input(emulator):
+    with pytest.raises(api.WanInputError) as info:
+        run(wan.WanImageEdit.execute(model="wan2.5-i2i-preview", prompt="x", n=1, seed=0,
+                                     image=img(300, 300), image_2=img(300, 300), image_3=img(300, 300),
+                                     image_4=img(300, 300)))
+    assert "at most 3" in str(info.value)
+    with pytest.raises(api.WanInputError) as info:
+        run(wan.WanImageEdit.execute(model="wan2.5-i2i-preview", prompt="x", n=1, seed=0,
+                                     image=img(300, 300), image_2=img(100, 1000)))
+    assert info.value.param == "image_2" and "1:4 to 4:1" in str(info.value)
+    with pytest.raises(api.WanInputError, match="negative"):
+        run(wan.WanImageEdit.execute(model="wan2.7-image", prompt="x", n=1, seed=0, image=img(300, 300),
+                                     negative_prompt="blurry"))
+    with pytest.raises(api.WanInputError, match="NaN"):
+        run(wan.WanImageEdit.execute(model="wan2.7-image", prompt="x", n=1, seed=0,
+                                     image=torch.full((1, 300, 300, 3), float("nan"))))
+    with pytest.raises(api.WanInputError, match="empty batch"):
+        run(wan.WanImageEdit.execute(model="wan2.7-image", prompt="x", n=1, seed=0,
+                                     image=torch.zeros((0, 300, 300, 3))))
+    assert emulator.backend.log == []
+
+
+def test_boxes_from_masks_scale_and_pair_with_their_pictures(emulator):
+    mask = torch.zeros((1, 200, 300))
+    mask[0, 10:50, 20:80] = 1
+    mask[0, 100:180, 150:290] = 1
+    mask[0, 0, 299] = 1  # a speck of one pixel is ignored
+    run(wan.WanBBox.execute(model="wan2.7-image", prompt="x", n=1, size="1K", seed=0,
+                            image=img(400, 600), mask=mask, image_2=img(300, 300),
+                            boxes="[[], [[0, 0, 100, 100]]]"))
+    params = created(emulator)[0]["body"]["parameters"]
+    # The mask is half the picture's size: its boxes are scaled by 2 onto the picture.
+    assert params["bbox_list"] == [[[300, 200, 580, 360], [40, 20, 160, 100]], [[0, 0, 100, 100]]]
+    three = torch.zeros((1, 300, 300))
+    three[0, 0:10, 0:10] = three[0, 50:60, 50:60] = three[0, 100:110, 100:110] = 1
+    with pytest.raises(api.WanInputError, match="3 separate regions"):
+        run(wan.WanBBox.execute(model="wan2.7-image", prompt="x", n=1, seed=0, image=img(300, 300), mask=three))
+
+
+def test_mask_regions_are_eight_connected():
+    m = np.zeros((10, 10))
+    m[1, 1] = m[2, 2] = m[3, 3] = 1      # a diagonal line is one region
+    m[6:9, 6:9] = 1
+    m[7, 7] = 0                          # a ring is one region
+    assert tensors.mask_regions(m, min_fraction=0) == [[6, 6, 9, 9], [1, 1, 4, 4]]
+    assert tensors.mask_regions(np.zeros((5, 5))) == []
+
+
+def test_pictures_of_different_sizes_never_crash():
+    a = np.zeros((100, 200, 3), np.uint8)
+    b = np.full((50, 50, 3), 255, np.uint8)
+    batch, sizes = tensors.to_image_tensor([a, b])
+    assert batch.shape == (2, 100, 200, 3) and sizes == [(200, 100), (50, 50)]
+    assert float(batch[1].min()) > 0.99
+    empty, sizes = tensors.to_image_tensor([])
+    assert empty.shape == (1, 64, 64, 3) and sizes == []
+
+
+def test_interrupt_cancels_a_pending_task_and_returns_within_a_second(emulator):
+    import comfy.model_management as mm
+
+    emulator.backend.configure(queue_time=30.0)
+    threading.Timer(0.5, mm.interrupt_current_processing, args=(True,)).start()
+    started = time.monotonic()
+    with pytest.raises(mm.InterruptProcessingException):
+        run(wan.WanTextToImage.execute(model="wan2.7-image", prompt="x", n=1, size="1K", seed=0))
+    assert time.monotonic() - started < 1.8
+    assert emulator.backend.stats()["tasks"] == {"CANCELED": 1}
+
+
+def test_the_event_loop_keeps_running_while_nodes_wait(emulator):
+    emulator.backend.configure(queue_time=0.2, service_time=1.5)
+
+    async def scenario():
+        gaps = []
+        done = asyncio.Event()
+
+        async def ticker():
+            last = time.monotonic()
+            while not done.is_set():
+                await asyncio.sleep(0.02)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        started = time.monotonic()
+        await asyncio.gather(*[wan.WanTextToImage.execute(model="wan2.7-image", prompt=f"p{i}", n=1, size="1K",
+                                                          seed=i) for i in range(4)])
+        elapsed = time.monotonic() - started
+        done.set()
+        await tick
+        return gaps, elapsed
+
+    gaps, elapsed = run(scenario())
+    assert max(gaps) < 0.25, f"the event loop stalled for {max(gaps):.2f} s"
+    assert elapsed < 2 * 1.7, f"four nodes ran one after another ({elapsed:.1f} s)"
