@@ -236,3 +236,13 @@ def test_the_key_appears_nowhere_a_user_can_share(comfy, emulator):
         with Image.open(comfy.output_file(image)) as png:
             assert E2E_KEY not in json.dumps(png.info)
     assert E2E_KEY not in json.dumps(comfy.object_info())
+
+
+def test_example_workflows_are_in_the_template_browser(comfy):
+    listed = requests.get(comfy.url + "/api/workflow_templates", timeout=10).json()
+    assert sorted(listed["comfyui-wan-image"]) == sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
+    used = set()
+    for name in listed["comfyui-wan-image"]:
+        ui = requests.get(f"{comfy.url}/api/workflow_templates/comfyui-wan-image/{name}.json", timeout=10).json()
+        used |= {n["type"] for n in ui["nodes"]}
+    assert set(NODE_IDS) <= used, "every node has an example"
