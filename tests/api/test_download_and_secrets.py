@@ -17,7 +17,7 @@ import pytest
 from api import ApiKey, WanClient, build_request, encode_image, errors, MODELS
 from api.config import resolve_api_key, resolve_endpoint
 from api.download import Downloader
-from conftest import ROOT, TEST_KEY, make_client, photo
+from apitest import ROOT, TEST_KEY, make_client, photo
 
 
 def _edit():

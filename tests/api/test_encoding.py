@@ -12,7 +12,7 @@ from PIL import Image
 from api import MODELS, WanInputError, encode_image, to_uint8_rgb
 from api.encoding import choose_format, decode_data_uri
 from api.models import ImageLimits
-from conftest import photo
+from apitest import photo
 
 WAN27 = MODELS["wan2.7-image"].image
 WAN25 = MODELS["wan2.5-i2i-preview"].image

@@ -9,7 +9,7 @@ import pytest
 
 from api import MODELS, build_request, encode_image, errors
 from api.transport import RetryPolicy, Timeouts
-from conftest import TEST_KEY, make_client, photo
+from apitest import TEST_KEY, make_client, photo
 
 
 def small_edit(model="wan2.7-image", **kw):

@@ -17,7 +17,7 @@ import requests
 from PIL import Image
 
 from api.sse import SSEParser
-from conftest import ROOT
+from apitest import ROOT
 
 EXAMPLES = json.loads((ROOT / "tests" / "api" / "data" / "seed_examples.json").read_text())
 

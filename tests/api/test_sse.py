@@ -11,7 +11,7 @@ import pytest
 from api import build_request, errors
 from api.sse import SSEParser
 from api.transport import Timeouts
-from conftest import make_client
+from apitest import make_client
 
 VENDOR_FRAMES = (
     'id:1\nevent:result\n:HTTP_STATUS/200\ndata:{"output":{"choices":[{"finish_reason":"null","message":'

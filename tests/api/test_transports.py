@@ -11,7 +11,7 @@ import requests
 from PIL import Image
 
 from api import MODELS, build_request, encode_image
-from conftest import photo
+from apitest import photo
 
 COMBOS = [
     ("wan2.7-image-pro", "t2i", 0, ["async", "sync", "stream"]),

@@ -12,7 +12,7 @@ import requests
 
 from api import MODELS, WanInputError, build_request, edit, encode_image, interleave, sequential, text_to_image
 from api.request import InputImage
-from conftest import TEST_KEY, make_client
+from apitest import TEST_KEY, make_client
 
 
 def img(model: str = "wan2.7-image", h: int = 300, w: int = 300) -> InputImage:

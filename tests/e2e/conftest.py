@@ -19,8 +19,7 @@ for p in (ROOT, ROOT / "scripts"):
 from api.emulator import EmulatorServer, Settings  # noqa: E402
 from comfy_host import ComfyHost  # noqa: E402
 
-# Recognisable, so a leak anywhere is found by a plain search.
-E2E_KEY = "sk-e2eSECRETdoNotLeak7f3a9c1b2d4e"
+from e2e_support import E2E_KEY  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import requests
 from PIL import Image
 
 from comfy_host import ROOT, execution_error, ui_to_api
-from conftest import E2E_KEY
+from e2e_support import E2E_KEY
 
 NODE_IDS = ["WanImageEdit", "WanTextToImage", "WanSequential", "WanInterleave", "WanBBox"]
 

@@ -1,0 +1,33 @@
+"""Helpers shared by the client and emulator tests (a module of its own: two conftest.py files in one
+pytest session would shadow each other's names)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from api import PollSchedule, RetryPolicy, Timeouts, WanClient  # noqa: E402
+from api.config import Endpoint  # noqa: E402
+
+TEST_KEY = "sk-test0000000000000000000000abcd"
+FAST_RETRY = RetryPolicy(attempts=4, backoff=0.05, backoff_max=0.2)
+
+
+def make_client(emulator, *, key=TEST_KEY, retry=FAST_RETRY, timeouts=None, **kw) -> WanClient:
+    endpoint = Endpoint(base_url=emulator.base_url, region=None, overridden=True)
+    return WanClient(key, endpoint=endpoint, retry=retry, timeouts=timeouts or Timeouts(),
+                     poll=kw.pop("poll", PollSchedule(fast=0.05, fast_until=5, medium=0.1)), **kw)
+
+
+def photo(h: int, w: int, seed: int = 0, noise: float = 0.04) -> np.ndarray:
+    """A float32 HxWx3 picture with smooth structure and noise, like a photograph."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([np.sin(x / 37.0 + seed), np.cos(y / 23.0), np.sin((x + y) / 51.0)], axis=-1) * 0.35 + 0.5
+    return np.clip(base + rng.normal(0, noise, (h, w, 3)), 0, 1).astype(np.float32)
