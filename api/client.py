@@ -21,7 +21,7 @@ import requests
 from .config import Endpoint, resolve_api_key, resolve_endpoint
 from .download import DownloadedImage, Downloader, url_expiry
 from .errors import (
-    Interrupted, RateLimitError, ServerError, StreamCutError, TaskCanceledError, TaskExpiredError, WanConnectionError, WanError,
+    Interrupted, RateLimitError, WanAPIError, ServerError, StreamCutError, TaskCanceledError, TaskExpiredError, WanConnectionError, WanError,
     WanInputError, WanTimeoutError, api_error,
 )
 from .models import ASYNC, IMAGE_SYNTHESIS, STREAM, SYNC
@@ -29,6 +29,7 @@ from .ratelimit import TokenBucket, task_query_limiter
 from .request import WanRequest
 from .secrets import ApiKey, get_logger
 from .sse import SSEParser
+from .store import Store
 from .transport import RetryPolicy, Timeouts, Transport
 
 log = get_logger("wan.client")
@@ -93,6 +94,7 @@ class WanResult:
     endpoint: str = ""
     elapsed: float = 0.0
     timings: dict[str, Any] = field(default_factory=dict)
+    from_cache: bool = False
 
     @property
     def text(self) -> str:
@@ -124,6 +126,9 @@ class WanResult:
             "task_id": self.task_id,
             "usage": self.usage,
             "images_billed": self.usage.get("image_count", len(self.images)),
+            # A cached answer cost nothing this time; the service billed it once, when it was made.
+            "images_billed_this_run": 0 if self.from_cache else self.usage.get("image_count", len(self.images)),
+            "cached": self.from_cache,
             "results": images,
             "failures": self.failures,
             "endpoint": self.endpoint,
@@ -136,7 +141,8 @@ class WanClient:
                  endpoint: Endpoint | None = None, retry: RetryPolicy | None = None,
                  timeouts: Timeouts | None = None, poll: PollSchedule | None = None,
                  downloader: Downloader | None = None, task_limiter: TokenBucket | None = None,
-                 max_wait: float = 30 * 60.0, query_failure_budget: float = 120.0) -> None:
+                 max_wait: float = 30 * 60.0, query_failure_budget: float = 120.0,
+                 store: "Store | None" = None) -> None:
         key = api_key if isinstance(api_key, ApiKey) else ApiKey(api_key) if api_key else resolve_api_key()
         self.endpoint = endpoint or resolve_endpoint(region)
         self.transport = Transport(self.endpoint, key, retry or RetryPolicy(), timeouts or Timeouts())
@@ -145,6 +151,9 @@ class WanClient:
         self.task_limiter = task_limiter or task_query_limiter(self.endpoint.base_url, key.fingerprint)
         self.max_wait = max_wait
         self.query_failure_budget = query_failure_budget
+        self.store = store
+        # Tasks belong to an account at one endpoint: the journal keys them by this (never by the key).
+        self.account = f"{key.fingerprint}@{self.endpoint.base_url}"
 
     def __repr__(self) -> str:
         return f"WanClient({self.endpoint.label}, key={self.transport.api_key.masked})"
@@ -152,15 +161,22 @@ class WanClient:
     # ---- the whole round trip ----------------------------------------------------------------------
 
     def generate(self, req: WanRequest, *, transport: str = "auto", cancel: threading.Event | None = None,
-                 on_progress: OnProgress | None = None, download: bool = True) -> WanResult:
+                 on_progress: OnProgress | None = None, download: bool = True, use_cache: bool = True) -> WanResult:
+        """The whole round trip. With a `store`: an identical request already fetched is answered from the
+        result cache (no request at all), and an identical async task created earlier and not yet fetched
+        is resumed instead of created again."""
         chosen = self.choose_transport(req, transport)
         started = time.monotonic()
         emit = _Emitter(on_progress, started)
+        fingerprint = req.fingerprint()
+        if self.store is not None and use_cache and download:
+            cached = self.cached(req, fingerprint)
+            if cached is not None:
+                cached.elapsed = time.monotonic() - started
+                emit("done", images_done=len(cached.images), images_total=len(cached.images), message="cached")
+                return cached
         if chosen == ASYNC:
-            task_id, request_id = self.submit(req, cancel=cancel, on_progress=on_progress)
-            emit("submitted", task_id=task_id, status="PENDING")
-            data = self.wait_task(task_id, cancel=cancel, on_progress=on_progress, started=started)
-            result = self._result_from_task(req, data, task_id)
+            result = self._async(req, fingerprint, cancel, on_progress, emit, started)
         elif chosen == STREAM:
             result = self._stream(req, cancel, emit)
         else:
@@ -169,9 +185,90 @@ class WanClient:
         result.endpoint = self.endpoint.label
         if download:
             self.download_all(result, cancel=cancel, emit=emit)
+            self._keep(req, fingerprint, result)
         result.elapsed = time.monotonic() - started
         emit("done", images_done=len(result.images), images_total=len(result.urls))
         return result
+
+    def _async(self, req: WanRequest, fingerprint: str, cancel: threading.Event | None,
+               on_progress: OnProgress | None, emit: "_Emitter", started: float) -> WanResult:
+        journal = self.store.journal if self.store is not None else None
+        entry = journal.resumable(fingerprint, self.account) if journal is not None else None
+        data = None
+        if entry is not None:
+            task_id = entry.task_id
+            log.info("resuming task %s (created %.0f s ago) instead of creating a new one", task_id,
+                     time.time() - entry.created)
+            emit("submitted", task_id=task_id, status="PENDING", message="resumed")
+            try:
+                data = self._wait_journaled(task_id, cancel, on_progress, started)
+            except (TaskExpiredError, TaskCanceledError):
+                data = None  # gone at the service: a new task is the only way to the picture
+        if data is None:
+            task_id, request_id = self.submit(req, cancel=cancel, on_progress=on_progress)
+            if journal is not None:
+                journal.record(fingerprint, self.account, task_id, request_id, req.model, req.mode)
+            emit("submitted", task_id=task_id, status="PENDING")
+            data = self._wait_journaled(task_id, cancel, on_progress, started)
+        result = self._result_from_task(req, data, task_id)
+        if journal is not None:
+            journal.update(task_id, "succeeded", result.urls)
+        return result
+
+    def _wait_journaled(self, task_id: str, cancel: threading.Event | None, on_progress: OnProgress | None,
+                        started: float) -> dict[str, Any]:
+        journal = self.store.journal if self.store is not None else None
+        try:
+            return self.wait_task(task_id, cancel=cancel, on_progress=on_progress, started=started)
+        except Interrupted as exc:
+            # A RUNNING task stays journaled as "created": the next identical run picks it up.
+            if journal is not None and getattr(exc, "task_canceled", False):
+                journal.update(task_id, "canceled")
+            raise
+        except TaskExpiredError:
+            if journal is not None:
+                journal.update(task_id, "expired")
+            raise
+        except TaskCanceledError:
+            if journal is not None:
+                journal.update(task_id, "canceled")
+            raise
+        except WanAPIError:
+            if journal is not None:
+                journal.update(task_id, "failed")
+            raise
+
+    # ---- the result cache --------------------------------------------------------------------------------
+
+    def cached(self, req: WanRequest, fingerprint: str | None = None) -> WanResult | None:
+        if self.store is None:
+            return None
+        hit = self.store.cache.get(fingerprint or req.fingerprint())
+        if hit is None:
+            return None
+        meta, files = hit
+        images = [self.downloader.decode(url, data) for url, data in zip(meta["urls"], files)]
+        result = WanResult(model=meta["model"], mode=meta["mode"], transport=meta["transport"], images=images,
+                           content=meta["content"], request_id=meta.get("request_id"),
+                           task_id=meta.get("task_id"), usage=meta.get("usage") or {},
+                           failures=meta.get("failures") or [], actual_prompts=meta.get("actual_prompts") or [],
+                           endpoint=meta.get("endpoint", ""), from_cache=True)
+        log.info("answered %s %s from the result cache (no request sent)", req.model, req.mode)
+        return result
+
+    def _keep(self, req: WanRequest, fingerprint: str, result: WanResult) -> None:
+        if self.store is None or not result.images:
+            return
+        meta = {"model": result.model, "mode": result.mode, "transport": result.transport,
+                "content": result.content, "urls": [img.url for img in result.images],
+                "request_id": result.request_id, "task_id": result.task_id, "usage": result.usage,
+                "failures": result.failures, "actual_prompts": result.actual_prompts, "endpoint": result.endpoint}
+        try:
+            self.store.cache.put(fingerprint, meta, [img.data for img in result.images])
+            if result.task_id:
+                self.store.journal.update(result.task_id, "fetched")
+        except OSError as exc:  # a full disk must not cost the user the pictures already in hand
+            log.warning("could not keep the result in the cache: %s", exc)
 
     @staticmethod
     def choose_transport(req: WanRequest, transport: str) -> str:
@@ -282,8 +379,10 @@ class WanClient:
 
     def _interrupt(self, task_id: str, status: str, cancel_pending: bool) -> Interrupted:
         if status == "PENDING" and cancel_pending and self.cancel_task(task_id):
-            return Interrupted("stopped by the user; the task was still queued and has been canceled at the "
-                               "service, so nothing is billed", task_id=task_id)
+            exc = Interrupted("stopped by the user; the task was still queued and has been canceled at the "
+                              "service, so nothing is billed", task_id=task_id)
+            exc.task_canceled = True
+            return exc
         return Interrupted(f"stopped by the user; the task was {status} and will finish at the service (and "
                            "be billed); queue the same graph again to fetch its result", task_id=task_id)
 

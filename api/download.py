@@ -111,6 +111,13 @@ class Downloader:
                 raise _Transient(f"got {len(buf)} of {length} bytes")
             return bytes(buf)
 
+    def decode(self, url: str, data: bytes) -> DownloadedImage:
+        """Decode a picture already on disk (the result cache), with the same caps as a download."""
+        try:
+            return self._decode(url, data)
+        except (_Permanent, _Transient) as exc:
+            raise DownloadError(str(exc)) from None
+
     def _decode(self, url: str, data: bytes) -> DownloadedImage:
         try:
             with Image.open(io.BytesIO(data)) as img:

@@ -194,7 +194,9 @@ class DownloadError(WanError):
 
 
 class Interrupted(WanError):
-    """The wait was stopped by the user (ComfyUI's interrupt)."""
+    """The wait was stopped by the user (ComfyUI's interrupt). `task_canceled`: a PENDING task was canceled."""
+
+    task_canceled = False
 
 
 # code -> family, for both request errors and task failures.

@@ -10,16 +10,19 @@ interrupt exception within about a second.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..api import WanClient, WanRequest, WanResult
 from ..api.client import Progress
 from ..api.config import resolve_endpoint
 from ..api.secrets import get_logger
+from ..api.store import ENV_STATE_DIR, Store, default_state_dir
 
 log = get_logger("wan.nodes")
 
@@ -44,8 +47,34 @@ class _Status:
                 self.text += p.text
 
 
+_store: Store | None = None
+_store_lock = threading.Lock()
+
+
+def state_dir() -> Path:
+    """WAN_STATE_DIR, else ComfyUI's user directory (user/wan_image), where the journal and cache live."""
+    env = os.environ.get(ENV_STATE_DIR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    try:
+        import folder_paths
+
+        return Path(folder_paths.get_user_directory()) / "wan_image"
+    except Exception:
+        return default_state_dir()
+
+
+def shared_store() -> Store:
+    global _store
+    with _store_lock:
+        folder = state_dir()
+        if _store is None or _store.folder != folder:
+            _store = Store(folder)
+        return _store
+
+
 def make_client(region: str) -> WanClient:
-    return WanClient(region=None if region in ("", "default") else region)
+    return WanClient(region=None if region in ("", "default") else region, store=shared_store())
 
 
 def _interrupted() -> bool:

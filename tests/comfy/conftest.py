@@ -50,7 +50,8 @@ KEY = "sk-nodelevel0000000000000000key1"
 
 
 @pytest.fixture
-def emulator(monkeypatch):
+def emulator(monkeypatch, tmp_path):
+    monkeypatch.setenv("WAN_STATE_DIR", str(tmp_path / "state"))
     server = emulator_mod.EmulatorServer(settings=emulator_mod.Settings(queue_time=0.1, service_time=0.3,
                                                                         api_keys=[KEY])).start()
     monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", server.base_url)

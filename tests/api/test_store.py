@@ -1,0 +1,121 @@
+"""Never pay twice, never lose a paid picture: the journal resumes tasks, the cache answers repeats."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from api import MODELS, build_request, encode_image, errors
+from api.store import ResultCache, Store
+from apitest import make_client, photo
+
+
+def edit(seed=1, n=2):
+    spec = MODELS["wan2.7-image"]
+    return build_request("wan2.7-image", "make it autumn", [encode_image(photo(300, 300), spec.image)], n=n,
+                         size="1K", seed=seed)
+
+
+def creations(emulator):
+    return emulator.backend.stats()["creations"]
+
+
+def interrupt_after(seconds):
+    cancel = threading.Event()
+    threading.Timer(seconds, cancel.set).start()
+    return cancel
+
+
+def test_an_unchanged_request_is_answered_from_the_cache_with_no_request(emulator, tmp_path):
+    first = make_client(emulator, store=Store(tmp_path)).generate(edit())
+    before = len(emulator.backend.log)
+    # A new client on the same folder: what a ComfyUI restart looks like.
+    again = make_client(emulator, store=Store(tmp_path)).generate(edit())
+    assert len(emulator.backend.log) == before, "a cached answer must send nothing"
+    assert again.from_cache and again.info()["cached"] and again.info()["images_billed_this_run"] == 0
+    assert [a.data for a in again.images] == [b.data for b in first.images]
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(again.images, first.images))
+    # A new seed is a new request.
+    make_client(emulator, store=Store(tmp_path)).generate(edit(seed=2))
+    assert creations(emulator) == 2
+
+
+def test_a_task_interrupted_while_running_is_resumed_not_recreated(emulator, tmp_path):
+    emulator.backend.configure(queue_time=0.0, service_time=2.0)
+    with pytest.raises(errors.Interrupted) as info:
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.4))
+    assert "RUNNING" in str(info.value)
+    task_id = info.value.task_id
+    result = make_client(emulator, store=Store(tmp_path)).generate(edit())
+    assert result.task_id == task_id
+    assert creations(emulator) == 1 and len(result.images) == 2
+    assert [e.state for e in Store(tmp_path).journal.entries()] == ["fetched"]
+
+
+def test_a_task_that_finished_while_nobody_waited_is_fetched(emulator, tmp_path):
+    emulator.backend.configure(queue_time=0.0, service_time=0.8)
+    with pytest.raises(errors.Interrupted):
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.3))
+    time.sleep(1.0)
+    started = time.monotonic()
+    result = make_client(emulator, store=Store(tmp_path)).generate(edit())
+    assert creations(emulator) == 1 and len(result.images) == 2
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_pending_task_interrupted_is_canceled_and_the_next_run_creates_anew(emulator, tmp_path):
+    emulator.backend.configure(queue_time=5.0)
+    with pytest.raises(errors.Interrupted) as info:
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.3))
+    assert info.value.task_canceled
+    emulator.backend.configure(queue_time=0.1)
+    make_client(emulator, store=Store(tmp_path)).generate(edit())
+    stats = emulator.backend.stats()
+    assert stats["creations"] == 2 and stats["tasks"] == {"CANCELED": 1, "SUCCEEDED": 1}
+    assert stats["images_billed"] == 2, "the canceled task was never billed"
+
+
+def test_a_failed_download_is_fetched_again_from_the_same_task(emulator, tmp_path):
+    from api.transport import RetryPolicy
+    from api.download import Downloader
+
+    emulator.backend.add_fault({"kind": "http", "on": "download", "status": 500, "code": "InternalError",
+                                "times": 10})
+    flaky = make_client(emulator, store=Store(tmp_path),
+                        downloader=Downloader(retry=RetryPolicy(attempts=2, backoff=0.01)))
+    with pytest.raises(errors.DownloadError):
+        flaky.generate(edit())
+    with emulator.backend.lock:
+        emulator.backend.faults.clear()
+    result = make_client(emulator, store=Store(tmp_path)).generate(edit())
+    assert creations(emulator) == 1 and len(result.images) == 2
+
+
+def test_an_expired_task_is_not_waited_for(emulator, tmp_path):
+    emulator.backend.configure(queue_time=0.0, service_time=2.0)
+    with pytest.raises(errors.Interrupted):
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.3))
+    # The service forgot the task (its clock moved past 24 h); our journal, by our clock, still offers it.
+    emulator.backend.advance(25 * 3600)
+    emulator.backend.configure(service_time=0.2)
+    store = Store(tmp_path)
+    assert store.journal.resumable(edit().fingerprint(), make_client(emulator).account) is not None
+    result = make_client(emulator, store=store).generate(edit())
+    assert creations(emulator) == 2 and len(result.images) == 2
+    assert sorted(e.state for e in store.journal.entries()) == ["expired", "fetched"]
+
+
+def test_the_cache_evicts_the_least_recently_used(tmp_path):
+    cache = ResultCache(tmp_path, max_bytes=2500)
+    for name in ("aa", "bb", "cc"):
+        cache.put(name, {"urls": []}, [b"x" * 1000])
+        time.sleep(0.02)
+    assert cache.get("aa") is None, "the oldest entry should have gone"
+    assert cache.get("bb") is not None
+    time.sleep(0.02)
+    cache.put("dd", {"urls": []}, [b"y" * 1000])
+    assert cache.get("bb") is not None and cache.get("cc") is None, "bb was used more recently than cc"
+    assert cache.size() <= 2500 + 200
