@@ -470,8 +470,11 @@ class WanClient:
             raise self._cut(result, "a stream frame was not valid JSON") from None
         result.request_id = data.get("request_id") or data.get("requestId") or result.request_id
         if event.event == "error" or (event.status is not None and event.status >= 400) or data.get("code"):
-            raise api_error(data.get("code"), data.get("message"), status=event.status,
-                            request_id=result.request_id, endpoint=self.endpoint.label)
+            error = api_error(data.get("code"), data.get("message"), status=event.status,
+                              request_id=result.request_id, endpoint=self.endpoint.label)
+            # Pictures that arrived before the error were generated, and are billed: keep them with the error.
+            error.partial = result
+            raise error
         if data.get("usage"):
             result.usage = data["usage"]
         output = data.get("output") or {}

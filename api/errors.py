@@ -97,7 +97,9 @@ class MissingApiKeyError(ConfigError):
 # ---- the service said no -------------------------------------------------------------------------
 
 class WanAPIError(WanError):
-    """DashScope answered with an error code."""
+    """DashScope answered with an error code. `partial`: what a stream had delivered before its error frame."""
+
+    partial = None
 
 
 class InvalidParameterError(WanAPIError):

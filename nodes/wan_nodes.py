@@ -147,8 +147,9 @@ async def send(node_cls: Any, req: WanRequest, *, region: str, transport: str,
     note = ""
     try:
         result = await runner.run(node_cls, req, region=region or "default", transport=transport or "auto")
-    except errors.StreamCutError as cut:
-        # Images that arrived before the cut are paid for: hand them to the graph rather than drop them.
+    except (errors.StreamCutError, errors.WanAPIError) as cut:
+        # Pictures that arrived before a stream broke or reported an error are paid for: hand them to the
+        # graph (and say what happened) rather than drop them.
         partial = cut.partial
         if partial is None or not partial.urls:
             raise

@@ -98,6 +98,7 @@ class Task:
     fault: Fault | None = None
     canceled_at: float | None = None
     finished: dict[str, Any] | None = None   # the SUCCEEDED/FAILED output, fixed once reached
+    announced: bool = False                  # a client has been shown the result URLs
 
 
 def _stamp(t: float) -> str:
@@ -259,6 +260,7 @@ class Backend:
                 return {"request_id": request_id, "output": output}
             finished = dict(task.finished or {})
             usage = finished.pop("_usage", None)
+            task.announced = True
             view: dict[str, Any] = {"request_id": request_id, "output": {"task_id": task_id, **finished}}
             if usage is not None:
                 view["usage"] = usage
@@ -385,6 +387,14 @@ class Backend:
                 "request_id": request_id,
             })
         return frames
+
+    def unbill(self, request_id: str, keep: int) -> None:
+        """A generation that failed part way: only the first `keep` pictures were made (and are billed)."""
+        with self.lock:
+            specs = sorted((r for r in self.results.values() if r.request_id == request_id), key=lambda r: r.index)
+            for spec in specs[keep:]:
+                del self.results[spec.token]
+                self.images_billed -= 1
 
     # ---- hosted results ------------------------------------------------------------------------------------
 

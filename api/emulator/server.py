@@ -191,6 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
                                        request_id, fault)
             entry["task_id"] = task.task_id
             if fault is not None and fault.kind == "reset_after_body":
+                entry["task_id_lost"] = True  # the task runs and bills; its id never reached the client
                 self._reset()
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.delay)
@@ -199,17 +200,20 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "reset_after_body":
             # The service goes on generating (and billing) after the client is gone.
             backend.multimodal_output(job, digest, request_id, fault)
+            entry["images_announced"] = 0
             self._reset()
         settings = backend.settings
         if stream:
-            return self._stream(job, digest, request_id, fault, settings.queue_time, settings.service_time)
+            return self._stream(job, digest, request_id, fault, settings.queue_time, settings.service_time, entry)
         time.sleep(settings.queue_time + settings.service_time + (fault.delay if fault and fault.kind == "slow" else 0))
         output, usage = backend.multimodal_output(job, digest, request_id, fault)
+        entry["images_announced"] = usage["image_count"]
         self._send_json(200, {"output": output, "usage": usage, "request_id": request_id})
 
     def _stream(self, job: Any, digest: str, request_id: str, fault: Fault | None, queue: float,
-                service: float) -> None:
+                service: float, entry: dict[str, Any]) -> None:
         frames = self.backend.stream_frames(job, digest, request_id, fault)
+        entry["images_announced"] = 0
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream;charset=UTF-8")
         self.send_header("Transfer-Encoding", "chunked")
@@ -224,6 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault.kind == "stream_cut":
                     self._reset()
                 if fault.kind == "stream_error":
+                    self.backend.unbill(request_id, keep=entry["images_announced"])
                     err = {"code": fault.code, "message": fault.message, "request_id": request_id}
                     self._chunk(f"id:{i}\nevent:error\n:HTTP_STATUS/{fault.status}\ndata:"
                                 f"{json.dumps(err, ensure_ascii=False)}\n\n")
@@ -232,6 +237,9 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(fault.delay)
             time.sleep(step)
             self._chunk(f"id:{i}\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(frame, ensure_ascii=False)}\n\n")
+            # What the client has been told about: URLs it could fetch even if the stream broke now.
+            entry["images_announced"] += sum(1 for c in frame["output"]["choices"][0]["message"]["content"]
+                                             if c.get("type") == "image")
         self._end_chunks()
 
     def _chunk(self, text: str) -> None:

