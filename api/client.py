@@ -25,6 +25,7 @@ from .errors import (
     WanInputError, WanTimeoutError, api_error,
 )
 from .models import ASYNC, IMAGE_SYNTHESIS, STREAM, SYNC
+from .pricing import estimate
 from .ratelimit import TokenBucket, task_query_limiter
 from .request import WanRequest
 from .secrets import ApiKey, get_logger
@@ -95,6 +96,7 @@ class WanResult:
     elapsed: float = 0.0
     timings: dict[str, Any] = field(default_factory=dict)
     from_cache: bool = False
+    region: str | None = None     # None when DASHSCOPE_HTTP_BASE_URL overrides the region
 
     @property
     def text(self) -> str:
@@ -131,6 +133,8 @@ class WanResult:
             "cached": self.from_cache,
             "results": images,
             "failures": self.failures,
+            "cost_estimate": estimate(self.model, self.region, 0 if self.from_cache else
+                                      int(self.usage.get("image_count", len(self.images)) or 0)),
             "endpoint": self.endpoint,
             "elapsed_s": round(self.elapsed, 3),
         }
@@ -183,6 +187,7 @@ class WanClient:
             result = self._sync(req, cancel, emit)
         result.transport = chosen
         result.endpoint = self.endpoint.label
+        result.region = self.endpoint.region
         if download:
             self.download_all(result, cancel=cancel, emit=emit)
             self._keep(req, fingerprint, result)

@@ -78,6 +78,10 @@ class Downloader:
                 return self._decode(url, data)
             except _Permanent as exc:
                 raise DownloadError(str(exc)) from None
+            except requests.exceptions.SSLError:
+                # Verification is never turned off: a result host whose certificate does not verify is
+                # not one of the service's, or something sits in between. Retrying will not change that.
+                raise DownloadError(f"the result host's TLS certificate did not verify: {_describe_url(url)}") from None
             except (requests.RequestException, _Transient) as exc:
                 if attempt >= self.retry.attempts:
                     raise DownloadError(f"could not fetch {_describe_url(url)} after {attempt} tries "

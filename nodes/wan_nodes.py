@@ -169,11 +169,21 @@ async def send(node_cls: Any, req: WanRequest, *, region: str, transport: str,
         info["incomplete"] = note
     if extra_info:
         info.update(extra_info)
-    billed = info.get("images_billed")
-    runner._show(getattr(node_cls.hidden, "unique_id", None),
-                 f"{req.model}: {len(result.images)} picture(s), {billed} billed, {result.elapsed:.1f} s"
-                 + (f"\n⚠ {note}" if note else ""))
+    runner._show(getattr(node_cls.hidden, "unique_id", None), summary_line(req.model, result, info, note))
     return io.NodeOutput(images, result.text, json.dumps(info, ensure_ascii=False, indent=1))
+
+
+def summary_line(model: str, result: Any, info: dict[str, Any], note: str) -> str:
+    """The node's last status line: what came back and what it cost."""
+    if result.from_cache:
+        line = f"{model}: {len(result.images)} picture(s) from the result cache: nothing sent, nothing billed"
+    else:
+        line = f"{model}: {len(result.images)} picture(s), {info.get('images_billed_this_run')} billed"
+        cost = info.get("cost_estimate")
+        if cost:
+            line += f" (≈ {cost['total']:g} {cost['currency']})"
+    line += f", {result.elapsed:.1f} s"
+    return line + (f"\n⚠ {note}" if note else "")
 
 
 def palette_value(text: str | None) -> Any:

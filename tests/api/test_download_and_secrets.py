@@ -167,3 +167,34 @@ def test_api_imports_neither_torch_nor_comfyui():
         text = path.read_text()
         for word in ("import torch", "from torch", "import comfy", "from comfy", "folder_paths"):
             assert word not in text, f"{path.relative_to(ROOT)} mentions {word!r}"
+
+
+@pytest.fixture
+def https_host(tmp_path):
+    """An HTTPS server on loopback with a self-signed certificate (made with the openssl command)."""
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    _Static.payloads["/ok.png"] = _png_header_bomb(10, 10)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Static)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_tls_is_always_verified(https_host):
+    with pytest.raises(errors.DownloadError, match="certificate did not verify"):
+        Downloader().fetch(https_host + "/ok.png")
+    from api.config import Endpoint
+    from api.transport import RetryPolicy
+
+    client = WanClient(TEST_KEY, endpoint=Endpoint(https_host + "/api/v1", None, True),
+                       retry=RetryPolicy(attempts=1))
+    with pytest.raises(errors.WanConnectionError, match="SSLError"):
+        client.get_task("any")

@@ -119,3 +119,17 @@ def test_the_cache_evicts_the_least_recently_used(tmp_path):
     cache.put("dd", {"urls": []}, [b"y" * 1000])
     assert cache.get("bb") is not None and cache.get("cc") is None, "bb was used more recently than cc"
     assert cache.size() <= 2500 + 200
+
+
+def test_cost_is_estimated_where_a_price_is_known(emulator, tmp_path, monkeypatch):
+    from api.pricing import estimate
+
+    assert estimate("wan2.7-image", "beijing", 3)["total"] == 0.6
+    assert estimate("wan2.6-image", "beijing", 3) is None, "no price is invented"
+    monkeypatch.setenv("WAN_PRICES", '{"wan2.7-image": {"amount": 0.03, "currency": "USD"}}')
+    result = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=77))
+    info = result.info()
+    assert info["cost_estimate"] == {"images": 2, "unit_price": 0.03, "currency": "USD", "total": 0.06,
+                                     "source": "WAN_PRICES"}
+    again = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=77)).info()
+    assert again["cost_estimate"]["total"] == 0 and again["images_billed_this_run"] == 0
