@@ -11,7 +11,8 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..api import MODELS, WanInputError, build_request, encode_image, errors, get_model
+from ..api import MODELS, WanInputError, build_request, errors, get_model
+from ..api.encoding import encode_images
 from ..api.models import EDIT, INTERLEAVE, SEQUENTIAL, TEXT_TO_IMAGE, models_with_mode
 from ..api.request import Params, WanRequest, parse_boxes
 from . import runner
@@ -123,11 +124,8 @@ def encode_inputs(model: str, named: list[tuple[str, Any]], input_format: str) -
     if len(pictures) > limit:
         raise WanInputError("image", f"{len(pictures)} pictures in all (batches count one per picture); "
                                      f"{model} takes at most {limit}")
-    encoded, labels = [], []
-    for label, arr in pictures:
-        encoded.append(encode_image(arr, spec.image, fmt=input_format or "auto", name=label))
-        labels.append(label)
-    return encoded, labels
+    encoded = encode_images(pictures, spec.image, input_format or "auto")
+    return encoded, [label for label, _ in pictures]
 
 
 def build(model: str, prompt: str, images: list, labels: list[str], mode: str, params: Params) -> WanRequest:
