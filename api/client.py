@@ -26,7 +26,7 @@ from .errors import (
 )
 from .models import ASYNC, IMAGE_SYNTHESIS, STREAM, SYNC
 from .pricing import estimate
-from .ratelimit import TokenBucket, task_query_limiter
+from .ratelimit import TokenBucket, acquire_slot, generation_slots, task_query_limiter
 from .request import WanRequest
 from .secrets import ApiKey, get_logger
 from .sse import SSEParser
@@ -158,6 +158,7 @@ class WanClient:
         self.store = store
         # Tasks belong to an account at one endpoint: the journal keys them by this (never by the key).
         self.account = f"{key.fingerprint}@{self.endpoint.base_url}"
+        self.slots = generation_slots(self.endpoint.base_url, key.fingerprint)
 
     def __repr__(self) -> str:
         return f"WanClient({self.endpoint.label}, key={self.transport.api_key.masked})"
@@ -179,12 +180,18 @@ class WanClient:
                 cached.elapsed = time.monotonic() - started
                 emit("done", images_done=len(cached.images), images_total=len(cached.images), message="cached")
                 return cached
-        if chosen == ASYNC:
-            result = self._async(req, fingerprint, cancel, on_progress, emit, started)
-        elif chosen == STREAM:
-            result = self._stream(req, cancel, emit)
-        else:
-            result = self._sync(req, cancel, emit)
+        if not self.slots.acquire(blocking=False):
+            emit("waiting", message="waiting for a free generation slot (WAN_MAX_CONCURRENT)")
+            acquire_slot(self.slots, cancel)
+        try:
+            if chosen == ASYNC:
+                result = self._async(req, fingerprint, cancel, on_progress, emit, started)
+            elif chosen == STREAM:
+                result = self._stream(req, cancel, emit)
+            else:
+                result = self._sync(req, cancel, emit)
+        finally:
+            self.slots.release()
         result.transport = chosen
         result.endpoint = self.endpoint.label
         result.region = self.endpoint.region

@@ -55,3 +55,28 @@ def task_query_limiter(base_url: str, key_fingerprint: str) -> TokenBucket:
             rate = float(os.environ.get(ENV_TASK_QPS, DEFAULT_TASK_QPS))
             bucket = _buckets[(base_url, key_fingerprint)] = TokenBucket(rate)
         return bucket
+
+
+# ---- generations in flight ----------------------------------------------------------------------------------
+
+ENV_MAX_CONCURRENT = "WAN_MAX_CONCURRENT"
+# The service limits how many tasks an account runs at once (a few per model); more would only queue
+# there, or be refused with Throttling. Every node of the process shares these slots.
+DEFAULT_MAX_CONCURRENT = 4
+
+_slots: dict[tuple[str, str], threading.BoundedSemaphore] = {}
+
+
+def generation_slots(base_url: str, key_fingerprint: str) -> threading.BoundedSemaphore:
+    with _buckets_lock:
+        slots = _slots.get((base_url, key_fingerprint))
+        if slots is None:
+            count = max(1, int(os.environ.get(ENV_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)))
+            slots = _slots[(base_url, key_fingerprint)] = threading.BoundedSemaphore(count)
+        return slots
+
+
+def acquire_slot(slots: threading.BoundedSemaphore, cancel: threading.Event | None) -> None:
+    while not slots.acquire(timeout=0.1):
+        if cancel is not None and cancel.is_set():
+            raise Interrupted("stopped by the user while waiting for a free generation slot; nothing was sent")

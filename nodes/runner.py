@@ -113,7 +113,7 @@ def _status_line(req: WanRequest, p: Progress | None, text: str) -> str:
         return f"{req.model}: queued at the service — {t}\ntask {p.task_id}"
     if p.kind == "status":
         return f"{req.model}: running — {t}\ntask {p.task_id}"
-    if p.kind == "retry":
+    if p.kind in ("retry", "waiting"):
         return f"{req.model}: {p.message} — {t}"
     if p.kind in ("text", "image"):
         tail = text[-600:]

@@ -6,6 +6,7 @@ refuse. Outputs are always: IMAGE (every returned picture), STRING `text`, STRIN
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -184,6 +185,21 @@ def summary_line(model: str, result: Any, info: dict[str, Any], note: str) -> st
     return line + (f"\n⚠ {note}" if note else "")
 
 
+def merge_outputs(outs: list[io.NodeOutput]) -> io.NodeOutput:
+    """Several requests' outputs as one: pictures in order (resized to the first's size if they differ),
+    texts joined, infos as a list."""
+    import torch
+
+    batches = [out.args[0] for out in outs]
+    target = batches[0].shape[1:3]
+    fitted = [b if b.shape[1:3] == target else
+              torch.nn.functional.interpolate(b.movedim(-1, 1), size=tuple(target), mode="bicubic",
+                                              align_corners=False).movedim(1, -1).clamp(0, 1) for b in batches]
+    texts = "\n\n".join(out.args[1] for out in outs if out.args[1])
+    infos = [json.loads(out.args[2]) for out in outs]
+    return io.NodeOutput(torch.cat(fitted), texts, json.dumps(infos, ensure_ascii=False, indent=1))
+
+
 def palette_value(text: str | None) -> Any:
     text = (text or "").strip()
     return text or None
@@ -216,6 +232,10 @@ class WanImageEdit(io.ComfyNode):
                                          "to them). The rewritten prompt comes out as `text`."),
                 io.String.Input("color_palette", multiline=False, default="", optional=True,
                                 tooltip=PALETTE_TOOLTIP),
+                io.Boolean.Input("per_image", default=False, optional=True,
+                                 tooltip="Edit each picture of the `image` batch in a request of its own (the "
+                                         "pictures of image_2... go with every one), all at once: e.g. the "
+                                         "same edit on every frame. Results come back in order."),
                 *common_tail(),
             ],
             outputs=outputs(),
@@ -226,16 +246,28 @@ class WanImageEdit(io.ComfyNode):
     @classmethod
     async def execute(cls, model: str, prompt: str, n: int = 1, size: str = "auto", seed: int = 0,
                       negative_prompt: str = "", prompt_extend: bool = True, color_palette: str = "",
-                      watermark: bool = False, region: str = "default", transport: str = "auto",
-                      input_format: str = "auto", **images: Any) -> io.NodeOutput:
-        named = [(name, images.get(name)) for name in image_input_names(MAX_IMAGE_INPUTS)]
-        inputs, labels = encode_inputs(model, named, input_format)
-        mode_params = MODELS[model].modes[EDIT].params
+                      per_image: bool = False, watermark: bool = False, region: str = "default",
+                      transport: str = "auto", input_format: str = "auto", **images: Any) -> io.NodeOutput:
+        mode_params = get_model(model).modes[EDIT].params
         params = Params(size=size, n=n, seed=seed, watermark=watermark, negative_prompt=negative_prompt or None,
                         prompt_extend=prompt_extend if "prompt_extend" in mode_params else None,
                         color_palette=palette_value(color_palette))
-        req = build(model, prompt, inputs, labels, EDIT, params)
-        return await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels)
+        names = image_input_names(MAX_IMAGE_INPUTS)
+        first = images.get("image")
+        if per_image and first is not None and first.ndim == 4 and first.shape[0] > 1:
+            runs = [[("image", first[i:i + 1])] + [(name, images.get(name)) for name in names[1:]]
+                    for i in range(first.shape[0])]
+        else:
+            runs = [[(name, images.get(name)) for name in names]]
+        # Validate and encode every request before any is sent: one bad picture must not leave the others
+        # half-paid.
+        jobs = []
+        for named in runs:
+            inputs, labels = encode_inputs(model, named, input_format)
+            jobs.append((build(model, prompt, inputs, labels, EDIT, params), inputs, labels))
+        outs = await asyncio.gather(*[send(cls, req, region=region, transport=transport, inputs=inputs,
+                                           labels=labels) for req, inputs, labels in jobs])
+        return outs[0] if len(outs) == 1 else merge_outputs(outs)
 
 
 class WanTextToImage(io.ComfyNode):
@@ -431,4 +463,29 @@ def boxes_for(named: list[tuple[str, Any]], masks: list[Any], text: str, count: 
     return per_picture
 
 
-NODES = [WanImageEdit, WanTextToImage, WanSequential, WanInterleave, WanBBox]
+class WanPromptList(io.ComfyNode):
+    """One prompt per line -> a list, so one Wan node runs once per prompt, all at the same time."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="WanPromptList",
+            display_name="Wan Prompt List",
+            category=CATEGORY,
+            description="Prompt experiments: one prompt per line becomes a list; a Wan node fed this list runs "
+                        "once per prompt, concurrently (at most WAN_MAX_CONCURRENT at a time per account).",
+            inputs=[io.String.Input("prompts", multiline=True, default="",
+                                    tooltip="One prompt per line; empty lines are skipped.")],
+            outputs=[io.String.Output("prompt", display_name="prompt", is_output_list=True,
+                                      tooltip="The prompts, as a list.")],
+        )
+
+    @classmethod
+    def execute(cls, prompts: str) -> io.NodeOutput:
+        lines = [line.strip() for line in prompts.splitlines() if line.strip()]
+        if not lines:
+            raise WanInputError("prompts", "has no prompt; write one per line")
+        return io.NodeOutput(lines)
+
+
+NODES = [WanImageEdit, WanTextToImage, WanSequential, WanInterleave, WanBBox, WanPromptList]

@@ -181,3 +181,27 @@ def test_the_event_loop_keeps_running_while_nodes_wait(emulator):
     gaps, elapsed = run(scenario())
     assert max(gaps) < 0.25, f"the event loop stalled for {max(gaps):.2f} s"
     assert elapsed < 2 * 1.7, f"four nodes ran one after another ({elapsed:.1f} s)"
+
+
+def test_per_image_sends_one_request_per_picture_concurrently(emulator):
+    emulator.backend.configure(queue_time=0.1, service_time=1.0)
+    batch = torch.rand((4, 256, 320, 3))
+    started = time.monotonic()
+    images, text, info = outputs(run(wan.WanImageEdit.execute(model="wan2.7-image", prompt="snow", n=1, size="1K",
+                                                               seed=3, per_image=True, input_format="png",
+                                                               image=batch, image_2=img(256, 256))))
+    elapsed = time.monotonic() - started
+    created_ = created(emulator)
+    assert len(created_) == 4 and images.shape[0] == 4 and len(info) == 4
+    assert all(len(e["images"]) == 2 for e in created_), "image_2 goes with every picture"
+    firsts = sorted(int(np.asarray(Image.open(io.BytesIO(e["images"][0].data))).sum()) for e in created_)
+    expect = sorted(int(np.floor(batch[i].numpy() * 255 + 0.5).astype(np.uint8).sum()) for i in range(4))
+    assert firsts == expect
+    assert elapsed < 2 * 1.1 + 1.0, f"4 requests ran one after another ({elapsed:.1f} s)"
+
+
+def test_prompt_list_splits_lines():
+    out = wan.WanPromptList.execute(prompts="a red fox\n\n a blue fox \n")
+    assert out.args[0] == ["a red fox", "a blue fox"]
+    with pytest.raises(api.WanInputError):
+        wan.WanPromptList.execute(prompts="  \n ")
