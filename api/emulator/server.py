@@ -107,6 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- routing -----------------------------------------------------------------------------------------
 
     def _dispatch(self, method: str) -> None:
+        self.via_proxy = False  # one handler serves every request of a kept-alive connection
         parts = urlsplit(self.path)
         path = parts.path
         if self.server.role == "results":
@@ -116,6 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
         for prefix in API_PREFIXES:
             if path.startswith(prefix + "/"):
                 path = path[len(prefix):]
+                # ComfyUI's own API nodes go through api.comfy.org's proxy, which holds the DashScope key
+                # and authenticates the ComfyUI user its own way: here, any caller is let through.
+                self.via_proxy = prefix != API_PREFIXES[0]
                 break
         else:
             return self._send_json(404, {"code": "NotFound", "message": f"no route {path}"})
@@ -142,6 +146,10 @@ class _Handler(BaseHTTPRequestHandler):
             "body": body,
         })
 
+    def _auth(self) -> None:
+        if not getattr(self, "via_proxy", False):
+            self.backend.check_auth(self.headers.get("Authorization"))
+
     def _fault_reply(self, fault: Fault | None, request_id: str) -> bool:
         if fault is not None and fault.kind == "http":
             self._send_error(ServiceError(fault.status, fault.code, fault.message, fault.retry_after), request_id)
@@ -165,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
             or (isinstance(body, dict) and (body.get("parameters") or {}).get("stream") is True))
         kind = {SYNC: "stream" if stream else "sync", ASYNC: "async", SYNTHESIS: "synthesis"}[path]
         entry = self._entry(kind, request_id, body)
-        backend.check_auth(self.headers.get("Authorization"))
+        self._auth()
         if not isinstance(body, dict):
             raise bad("The request body is not valid JSON")
         model = body.get("model")
@@ -255,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _query(self, task_id: str, request_id: str) -> None:
         self._entry("query", request_id, {"task_id": task_id})
-        self.backend.check_auth(self.headers.get("Authorization"))
+        self._auth()
         fault = self.backend.take_fault("query")
         if fault is not None:
             if fault.kind in ("reset_before_body", "reset_after_body"):
@@ -269,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _cancel(self, task_id: str, request_id: str) -> None:
         self._body()
         self._entry("cancel", request_id, {"task_id": task_id})
-        self.backend.check_auth(self.headers.get("Authorization"))
+        self._auth()
         fault = self.backend.take_fault("cancel")
         if self._fault_reply(fault, request_id):
             return
