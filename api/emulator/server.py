@@ -181,7 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._fault_reply(fault, request_id):
             entry["fault"] = fault.kind  # type: ignore[union-attr]
             return
-        if path in (ASYNC, SYNTHESIS) and self.headers.get("X-DashScope-Async", "").lower() != "enable":
+        # (api.comfy.org's proxy adds the async header itself; its callers do not send it.)
+        if path in (ASYNC, SYNTHESIS) and not self.via_proxy and \
+                self.headers.get("X-DashScope-Async", "").lower() != "enable":
             raise ServiceError(403, "AccessDenied", "current user api does not support synchronous calls")
         fetch = self.server.fetch_url
         job = validate_synthesis(body, fetch_url=fetch) if path == SYNTHESIS else validate_multimodal(body, fetch_url=fetch)
