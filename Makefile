@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PORT ?= 8470
 
-.PHONY: venv test demo emulator bench clean
+.PHONY: venv test demo emulator bench soak clean
 
 venv:
 	@bash scripts/setup_venv.sh
@@ -21,3 +21,9 @@ clean:
 
 demo: venv
 	$(PY) scripts/demo.py
+
+bench: venv
+	$(PY) benchmarks/run.py
+
+soak: venv
+	$(PY) benchmarks/soak.py

@@ -13,7 +13,7 @@ from typing import Any
 from comfy_api.latest import io
 
 from ..api import MODELS, WanInputError, build_request, errors, get_model
-from ..api.encoding import encode_images
+from ..api.encoding import encode_images, to_uint8_rgb
 from ..api.models import EDIT, INTERLEAVE, SEQUENTIAL, TEXT_TO_IMAGE, models_with_mode
 from ..api.request import Params, WanRequest, parse_boxes
 from . import runner
@@ -488,4 +488,43 @@ class WanPromptList(io.ComfyNode):
         return io.NodeOutput(lines)
 
 
-NODES = [WanImageEdit, WanTextToImage, WanSequential, WanInterleave, WanBBox, WanPromptList]
+class WanColorPalette(io.ComfyNode):
+    """A picture's colours as a wan2.7 colour palette, with a preview of the swatches. Runs locally."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="WanColorPalette",
+            display_name="Wan Colour Palette",
+            category=CATEGORY,
+            description="Take a colour theme from a reference picture: 3-10 colours with their shares "
+                        "(two decimals, summing to exactly 100.00%), as wan2.7's color_palette. Connect "
+                        "`color_palette` to Wan Text to Image, Wan Image Edit or Wan Box Edit. Free: nothing is "
+                        "sent to the service.",
+            inputs=[
+                io.Image.Input("image", tooltip="The reference picture (the first of a batch)."),
+                io.Int.Input("colors", default=8, min=3, max=10,
+                             tooltip="How many colours (3-10; the vendor recommends 8)."),
+            ],
+            outputs=[
+                io.String.Output("color_palette", display_name="color_palette",
+                                 tooltip='JSON: [{"hex": "#C2D1E6", "ratio": "23.51%"}, ...]'),
+                io.Image.Output("swatches", display_name="swatches",
+                                tooltip="The colours side by side, each as wide as its share."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image: Any, colors: int = 8) -> io.NodeOutput:
+        import torch
+
+        from ..api.palette import palette_from_pixels, swatches
+
+        pictures = image_batches([("image", image)])
+        rgb = to_uint8_rgb(pictures[0][1], "image")
+        palette = palette_from_pixels(rgb, colors)
+        strip = torch.from_numpy(swatches(palette)).float().div(255).unsqueeze(0)
+        return io.NodeOutput(json.dumps(palette), strip)
+
+
+NODES = [WanImageEdit, WanTextToImage, WanSequential, WanInterleave, WanBBox, WanPromptList, WanColorPalette]

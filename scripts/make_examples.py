@@ -134,10 +134,37 @@ def outputs_of(g: Graph, wan: int, x: int, text: bool) -> None:
     g.link(wan, 2, info, "source")
 
 
+def write_locale_en(info: dict) -> None:
+    """locales/en/main.json from the nodes' own schemas (names, descriptions, tooltips): one source of truth.
+    locales/zh/main.json is written by hand."""
+    defs = {}
+    for name, spec in sorted(info.items()):
+        if spec.get("python_module", "").split(".")[-1] not in ("comfyui-wan-image",) and \
+                "comfyui-wan-image" not in spec.get("python_module", ""):
+            continue
+        inputs = {}
+        for group in ("required", "optional"):
+            for key, value in spec["input"].get(group, {}).items():
+                opts = value[1] if len(value) > 1 and isinstance(value[1], dict) else {}
+                entry = {"name": key}
+                if opts.get("tooltip"):
+                    entry["tooltip"] = opts["tooltip"]
+                inputs[key] = entry
+        outputs = {str(i): {"name": out, **({"tooltip": tip} if tip else {})}
+                   for i, (out, tip) in enumerate(zip(spec["output_name"], spec.get("output_tooltips") or
+                                                      [None] * len(spec["output_name"])))}
+        defs[name] = {"display_name": spec["display_name"], "description": spec["description"],
+                      "inputs": inputs, "outputs": outputs}
+    path = ROOT / "locales" / "en" / "main.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"nodeDefs": defs}, indent=1, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     make_inputs()
     with ComfyHost() as host:
         info = host.object_info()
+    write_locale_en(info)
 
     g = Graph(info)
     car = g.node("LoadImage", (40, 60), {"image": "wan_example_car.png", "upload": "image"}, size=(320, 360))

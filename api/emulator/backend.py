@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import json
 import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 import time
 import uuid
 from collections import Counter
@@ -118,6 +120,9 @@ class Backend:
         self.lock = threading.RLock()
         self.results_base = "http://127.0.0.1:0"
         self._secret = uuid.uuid4().bytes
+        # Results are rendered as soon as they exist, as the real service stores its PNGs before it hands
+        # out their URLs; a download then only sends bytes. A bounded cache keeps memory flat in long soaks.
+        self._renderer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="wan-emulator-render")
         self.reset()
 
     # ---- state -------------------------------------------------------------------------------------------
@@ -132,6 +137,7 @@ class Backend:
             self.downloads: list[dict[str, Any]] = []
             self.creations: Counter[str] = Counter()
             self.images_billed = 0
+            self._rendered: OrderedDict[str, Future] = OrderedDict()
 
     def now(self) -> float:
         return time.time() + self.clock_offset
@@ -301,6 +307,9 @@ class Backend:
                               height=job.out_size[1], created=now, expires=now + self.settings.result_ttl,
                               request_id=request_id, thumbnail=thumb, boxes=boxes, box_space=box_space)
             self.results[spec.token] = spec
+            self._rendered[spec.token] = self._renderer.submit(self._render, spec)
+            while len(self._rendered) > 64:
+                self._rendered.popitem(last=False)
             urls.append(self._url(spec))
         self.images_billed += count
         return urls
@@ -409,6 +418,13 @@ class Backend:
             if self.now() > spec.expires:
                 raise ServiceError(403, "AccessDenied", "Request has expired.")
             spec.downloads += 1
+        with self.lock:
+            future = self._rendered.get(token)
+        if future is not None:
+            return future.result()
+        return self._render(spec)
+
+    def _render(self, spec: ResultSpec) -> bytes:
         width, height = spec.width, spec.height
         cap = self.settings.render_max_side
         if cap and max(width, height) > cap:
