@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# What the browser tests need on top of scripts/setup_venv.sh: Debian's Chromium (a browser download by a
+# test tool does not work on these machines), Playwright's Python package (its driver only; it drives the
+# system Chromium), and ComfyUI's own frontend at the version the host ComfyUI 0.3.75 pins.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+V="${VENV:-.venv}"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "installing Debian's chromium (one time)..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing and this user cannot install it: run as root, or 'apt-get install chromium'" >&2
+    exit 1
+  fi
+fi
+STAMP="$V/.wan-browser-setup-v1"
+if [ ! -f "$STAMP" ]; then
+  "$V/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+    playwright==1.65.2 comfyui-frontend-package==1.32.9
+  touch "$STAMP"
+fi
