@@ -10,7 +10,8 @@ venv:
 # Two pytest runs: tests/comfy loads ComfyUI into its own process (and must not have the repo root on
 # sys.path, hence .venv/bin/pytest rather than python -m pytest); the rest talk to ComfyUI over HTTP.
 test: venv
-	$(PY) -m pytest -q -p no:cacheprovider tests/api tests/e2e
+	bash scripts/setup_browser.sh
+	$(PY) -m pytest -q -p no:cacheprovider tests/api tests/e2e tests/browser
 	.venv/bin/pytest -q -p no:cacheprovider tests/comfy
 
 emulator: venv

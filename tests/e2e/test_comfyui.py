@@ -246,3 +246,17 @@ def test_example_workflows_are_in_the_template_browser(comfy):
         ui = requests.get(f"{comfy.url}/api/workflow_templates/comfyui-wan-image/{name}.json", timeout=10).json()
         used |= {n["type"] for n in ui["nodes"]}
     assert set(NODE_IDS) <= used, "every node has an example"
+
+
+def test_chinese_and_english_names_are_served(comfy):
+    i18n = requests.get(comfy.url + "/i18n", timeout=10).json()
+    ours = NODE_IDS + ["WanPromptList", "WanColorPalette"]
+    for lang in ("en", "zh"):
+        defs = i18n[lang]["nodeDefs"]
+        assert set(ours) <= set(defs), f"{lang}: missing {set(ours) - set(defs)}"
+    zh = i18n["zh"]["nodeDefs"]
+    assert zh["WanBBox"]["display_name"] == "万相 框选编辑"
+    info = comfy.object_info()
+    for node in ours:
+        inputs = set(info[node]["input"].get("required", {})) | set(info[node]["input"].get("optional", {}))
+        assert inputs <= set(zh[node]["inputs"]), f"zh lacks names for {node}: {inputs - set(zh[node]['inputs'])}"
