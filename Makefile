@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PORT ?= 8470
 
-.PHONY: venv test demo emulator bench soak clean
+.PHONY: venv test demo emulator bench soak screenshots clean
 
 venv:
 	@bash scripts/setup_venv.sh
@@ -28,3 +28,7 @@ bench: venv
 
 soak: venv
 	$(PY) benchmarks/soak.py
+
+screenshots: venv
+	bash scripts/setup_browser.sh
+	$(PY) scripts/screenshots.py

@@ -4,7 +4,6 @@ Screenshots of every step go to test_artifacts/browser/."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,11 +19,11 @@ from api.emulator import EmulatorServer, Settings  # noqa: E402
 from comfy_host import ComfyHost  # noqa: E402
 
 playwright = pytest.importorskip("playwright.sync_api", reason="run scripts/setup_browser.sh (make test does)")
+from browser_support import (  # noqa: E402
+    fresh_seed, launch, open_page, open_template, run_and_wait_for_output, search_nodes,
+)
+
 ARTIFACTS = ROOT / "test_artifacts" / "browser"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# What a closed network needs: no background fetches, no sandbox (root), no GPU.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 KEY = "sk-browser00000000000000000000k1"
 
 
@@ -36,64 +35,15 @@ def stack():
     for picture in (ROOT / "example_workflows" / "inputs").glob("*.png"):
         host.upload_image(picture)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(p)
         yield emu, host, browser
         browser.close()
     host.cleanup()
     emu.stop()
 
 
-def open_page(host, browser, locale: str | None = None):
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    page.goto(host.url)
-    page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=90000)
-    if locale:
-        page.evaluate(f"app.extensionManager.setting.set('Comfy.Locale', '{locale}')")
-        page.reload()
-        page.wait_for_function("window.app && window.app.graph", timeout=90000)
-    return page
-
-
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-TEMPLATES = '[data-testid="template-workflows-content"]'
-
-
-def close_dialogs(page) -> None:
-    """A first visit opens the template browser by itself, a moment after the page loads."""
-    try:
-        page.locator(TEMPLATES).wait_for(state="visible", timeout=5000)
-    except playwright.Error:
-        return
-    for _ in range(3):
-        # Its close button (the last button of the dialog; it has no label to find it by).
-        page.locator(".p-dialog button, [role=dialog] button").last.click()
-        time.sleep(0.3)
-        if not page.locator(TEMPLATES).is_visible():
-            return
-
-
-def open_template(page, name: str) -> None:
-    """Templates (left bar) -> the pack's example -> loaded into the graph."""
-    if not page.locator(TEMPLATES).is_visible():
-        page.get_by_text("Templates", exact=True).first.click()
-    page.locator(TEMPLATES).wait_for(state="visible", timeout=15000)
-    page.locator(TEMPLATES).get_by_text(name, exact=True).first.click()
-
-
-def search_nodes(page, text: str) -> None:
-    """The node library's search (the "n" key opens the library), as a user looks for a node."""
-    close_dialogs(page)
-    box = page.get_by_placeholder("Search Nodes").or_(page.get_by_placeholder("搜索节点")).first
-    if not box.is_visible():
-        page.locator("#graph-canvas").click(position={"x": 900, "y": 700})
-        page.keyboard.press("n")
-    box.wait_for(state="visible", timeout=10000)
-    box.click()
-    box.fill(text)
-    time.sleep(1.0)
 
 
 def test_the_nodes_appear_in_the_node_search(stack):
@@ -112,12 +62,8 @@ def test_an_example_loads_from_the_template_browser_and_its_run_shows_the_output
     open_template(page, "wan_text_to_image")
     page.wait_for_function("app.graph._nodes.some(n => n.type === 'WanTextToImage')", timeout=30000)
     shot(page, "template_loaded")
-    page.evaluate("""() => { const n = app.graph._nodes.find(n => n.type === 'WanTextToImage');
-                             n.widgets.find(w => w.name === 'seed').value = Date.now() % 100000; }""")
-    page.get_by_role("button", name="Run").first.click()
-    page.wait_for_function(
-        "Array.from(document.querySelectorAll('img')).some(i => i.src.includes('WanTextToImage_') && i.complete "
-        "&& i.naturalWidth > 0)", timeout=60000)
+    fresh_seed(page, "WanTextToImage")
+    run_and_wait_for_output(page, "WanTextToImage_")
     shot(page, "template_run_output")
     assert [e for e in emu.backend.log if e.get("billable")], "the run never reached the emulator"
     page.close()
@@ -174,4 +120,14 @@ def test_a_box_drawn_with_the_mouse_reaches_the_service(stack):
     page.wait_for_function("Array.from(document.querySelectorAll('img')).some(i => i.src.includes('WanBBox_'))",
                            timeout=60000)
     shot(page, "box_run_output")
+    page.close()
+
+
+def test_the_zh_locale_shows_the_chinese_names(stack):
+    emu, host, browser = stack
+    page = open_page(host, browser, locale="zh")
+    search_nodes(page, "万相")
+    shot(page, "zh_node_search")
+    for name in ("万相 框选编辑", "万相 图像编辑", "万相 颜色主题"):
+        assert page.get_by_text(name).first.is_visible(), name
     page.close()

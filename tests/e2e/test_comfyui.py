@@ -260,3 +260,31 @@ def test_chinese_and_english_names_are_served(comfy):
     for node in ours:
         inputs = set(info[node]["input"].get("required", {})) | set(info[node]["input"].get("optional", {}))
         assert inputs <= set(zh[node]["inputs"]), f"zh lacks names for {node}: {inputs - set(zh[node]['inputs'])}"
+
+
+def test_node_help_pages_are_served_where_the_frontend_reads_them(comfy):
+    for node in NODE_IDS + ["WanPromptList", "WanColorPalette"]:
+        for path in (f"{node}.md", f"{node}/en.md", f"{node}/zh.md"):
+            r = requests.get(f"{comfy.url}/extensions/comfyui-wan-image/docs/{path}", timeout=10)
+            assert r.status_code == 200 and r.text.startswith("# "), path
+    js = requests.get(f"{comfy.url}/extensions/comfyui-wan-image/wan_bbox.js", timeout=10)
+    assert js.status_code == 200 and "registerExtension" in js.text
+
+
+def test_a_palette_from_a_picture_drives_text_to_image(comfy, emulator):
+    rng = np.random.default_rng(9)
+    picture = (rng.random((200, 300, 3)) * 255).astype(np.uint8)
+    picture[:100] = [200, 40, 40]
+    g = {"1": {"class_type": "LoadImage", "inputs": {"image": upload_array(comfy, picture)}},
+         "2": {"class_type": "WanColorPalette", "inputs": {"image": ["1", 0], "colors": 6}},
+         "10": {"class_type": "WanTextToImage", "inputs": {"model": "wan2.7-image", "prompt": "a poster", "n": 1,
+                                                           "size": "1K", "seed": int(time.time()) % 100000,
+                                                           "color_palette": ["2", 0]}},
+         "20": {"class_type": "SaveImage", "inputs": {"images": ["2", 1], "filename_prefix": "palette"}},
+         "30": {"class_type": "PreviewAny", "inputs": {"source": ["10", 2]}}}
+    entry = comfy.run(g)
+    assert execution_error(entry) is None, execution_error(entry)
+    sent = [e for e in emulator.backend.log if e.get("billable")][0]["body"]["parameters"]["color_palette"]
+    assert 3 <= len(sent) <= 6
+    assert sum(int(c["ratio"].replace(".", "").rstrip("%")) for c in sent) == 10000
+    assert sent[0]["hex"] == "#C82828"  # the red half of the picture is the biggest share

@@ -1,0 +1,78 @@
+"""Driving ComfyUI's real page with Playwright and Debian's Chromium: shared by tests/browser and
+scripts/screenshots.py."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# What a closed network needs: no background fetches, no sandbox (root), no GPU.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+TEMPLATES = '[data-testid="template-workflows-content"]'
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+
+
+def open_page(host, browser, locale: str | None = None):
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(host.url)
+    page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=90000)
+    if locale:
+        page.evaluate(f"app.extensionManager.setting.set('Comfy.Locale', '{locale}')")
+        page.reload()
+        page.wait_for_function("window.app && window.app.graph", timeout=90000)
+    return page
+
+
+def close_dialogs(page) -> None:
+    """A first visit opens the template browser by itself, a moment after the page loads."""
+    from playwright.sync_api import Error
+
+    try:
+        page.locator(TEMPLATES).wait_for(state="visible", timeout=5000)
+    except Error:
+        return
+    for _ in range(3):
+        # Its close button (the last button of the dialog; it has no label to find it by).
+        page.locator(".p-dialog button, [role=dialog] button").last.click()
+        time.sleep(0.3)
+        if not page.locator(TEMPLATES).is_visible():
+            return
+
+
+def open_template(page, name: str) -> None:
+    """Templates (left bar) -> the pack's example -> loaded into the graph."""
+    if not page.locator(TEMPLATES).is_visible():
+        page.get_by_text("Templates", exact=True).first.click()
+    page.locator(TEMPLATES).wait_for(state="visible", timeout=15000)
+    page.locator(TEMPLATES).get_by_text(name, exact=True).first.click()
+
+
+def search_nodes(page, text: str) -> None:
+    """The node library's search (the "n" key opens the library), as a user looks for a node."""
+    close_dialogs(page)
+    box = page.get_by_placeholder("Search Nodes").or_(page.get_by_placeholder("搜索节点")).first
+    if not box.is_visible():
+        page.locator("#graph-canvas").click(position={"x": 900, "y": 700})
+        page.keyboard.press("n")
+    box.wait_for(state="visible", timeout=10000)
+    box.click()
+    box.fill(text)
+    time.sleep(1.0)
+
+
+def fresh_seed(page, node_type: str) -> None:
+    """ComfyUI answers an identical prompt from its cache: change the seed so the graph really runs."""
+    page.evaluate(f"""() => {{ const n = app.graph._nodes.find(n => n.type === '{node_type}');
+                               n.widgets.find(w => w.name === 'seed').value = Date.now() % 100000; }}""")
+
+
+def run_and_wait_for_output(page, prefix: str, timeout_ms: int = 60000) -> None:
+    page.get_by_role("button", name="Run").first.click()
+    page.wait_for_function(
+        f"Array.from(document.querySelectorAll('img')).some(i => i.src.includes('{prefix}') && i.complete "
+        "&& i.naturalWidth > 0)", timeout=timeout_ms)
