@@ -9,7 +9,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ]; then
     echo "installing Debian's chromium (one time)..."
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    # (and a small CJK font, so Chinese text in screenshots is legible)
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
   else
     echo "chromium is missing and this user cannot install it: run as root, or 'apt-get install chromium'" >&2
     exit 1
