@@ -229,25 +229,14 @@ class WanClient:
 
     def _wait_journaled(self, task_id: str, cancel: threading.Event | None, on_progress: OnProgress | None,
                         started: float) -> dict[str, Any]:
-        journal = self.store.journal if self.store is not None else None
         try:
             return self.wait_task(task_id, cancel=cancel, on_progress=on_progress, started=started)
-        except Interrupted as exc:
-            # A RUNNING task stays journaled as "created": the next identical run picks it up.
-            if journal is not None and getattr(exc, "task_canceled", False):
-                journal.update(task_id, "canceled")
-            raise
-        except TaskExpiredError:
-            if journal is not None:
-                journal.update(task_id, "expired")
-            raise
-        except TaskCanceledError:
-            if journal is not None:
-                journal.update(task_id, "canceled")
-            raise
-        except WanAPIError:
-            if journal is not None:
-                journal.update(task_id, "failed")
+        except (Interrupted, TaskExpiredError, TaskCanceledError, WanAPIError) as exc:
+            # A RUNNING task that was interrupted stays journaled as "created": the next identical run
+            # picks it up. Everything else that ended the task is written down, so it is not offered again.
+            state = _journal_state(exc)
+            if self.store is not None and state:
+                self.store.journal.update(task_id, state)
             raise
 
     # ---- the result cache --------------------------------------------------------------------------------
@@ -539,6 +528,20 @@ class WanClient:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
+
+def _journal_state(exc: Exception) -> str | None:
+    if isinstance(exc, Interrupted):
+        return "canceled" if exc.task_canceled else None
+    if isinstance(exc, TaskExpiredError):
+        return "expired"
+    if isinstance(exc, TaskCanceledError):
+        return "canceled"
+    # Only the task's own FAILED status (answered with HTTP 200) ends it; an error of the query itself (the
+    # service or the network failing while we ask) leaves the task to be picked up by the next run.
+    if getattr(exc, "status", None) == 200 and getattr(exc, "task_id", None):
+        return "failed"
+    return None
+
 
 def _content_of(output: dict[str, Any]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []

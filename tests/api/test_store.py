@@ -133,3 +133,26 @@ def test_cost_is_estimated_where_a_price_is_known(emulator, tmp_path, monkeypatc
                                      "source": "WAN_PRICES"}
     again = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=77)).info()
     assert again["cost_estimate"]["total"] == 0 and again["images_billed_this_run"] == 0
+
+
+def test_a_task_whose_queries_keep_failing_stays_resumable(emulator, tmp_path):
+    """The service failing to answer about a task is not the task failing: the next run must resume it."""
+    emulator.backend.configure(queue_time=0.0, service_time=0.5)
+    emulator.backend.add_fault({"kind": "http", "on": "query", "status": 500, "code": "InternalError", "times": -1})
+    impatient = make_client(emulator, store=Store(tmp_path), query_failure_budget=0.3)
+    with pytest.raises(errors.ServerError):
+        impatient.generate(edit(seed=91))
+    assert [e.state for e in Store(tmp_path).journal.entries()] == ["created"]
+    with emulator.backend.lock:
+        emulator.backend.faults.clear()
+    result = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=91))
+    assert creations(emulator) == 1 and len(result.images) == 2
+
+
+def test_a_failed_task_is_not_offered_again(emulator, tmp_path):
+    emulator.backend.add_fault({"kind": "task_failed", "code": "InternalError", "message": "boom"})
+    with pytest.raises(errors.ServerError):
+        make_client(emulator, store=Store(tmp_path)).generate(edit(seed=92))
+    assert [e.state for e in Store(tmp_path).journal.entries()] == ["failed"]
+    make_client(emulator, store=Store(tmp_path)).generate(edit(seed=92))
+    assert creations(emulator) == 2
