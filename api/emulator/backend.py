@@ -123,6 +123,8 @@ class Backend:
         # Results are rendered as soon as they exist, as the real service stores its PNGs before it hands
         # out their URLs; a download then only sends bytes. A bounded cache keeps memory flat in long soaks.
         self._renderer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="wan-emulator-render")
+        self._timers: list[threading.Timer] = []
+        self._closed = False
         self.reset()
 
     # ---- state -------------------------------------------------------------------------------------------
@@ -224,7 +226,27 @@ class Backend:
                         created=self.now(), queue_time=self.settings.queue_time,
                         service_time=self.settings.service_time, fault=fault)
             self.tasks[task.task_id] = task
-            return task
+        # The task finishes (and its pictures are made and stored) when its time is up, whether or not
+        # anyone is asking, as at the service.
+        timer = threading.Timer(task.queue_time + task.service_time + 0.001, self._settle, args=(task,))
+        timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+        return task
+
+    def close(self) -> None:
+        """Stop the background work (task timers, rendering): the emulator is shutting down."""
+        self._closed = True
+        for timer in self._timers:
+            timer.cancel()
+        self._renderer.shutdown(wait=False, cancel_futures=True)
+
+    def _settle(self, task: Task) -> None:
+        if self._closed:
+            return
+        with self.lock:
+            if self.tasks.get(task.task_id) is task:
+                self._state(task)
 
     def _state(self, task: Task) -> tuple[str, float]:
         now = self.now()
@@ -307,7 +329,8 @@ class Backend:
                               height=job.out_size[1], created=now, expires=now + self.settings.result_ttl,
                               request_id=request_id, thumbnail=thumb, boxes=boxes, box_space=box_space)
             self.results[spec.token] = spec
-            self._rendered[spec.token] = self._renderer.submit(self._render, spec)
+            if not self._closed:
+                self._rendered[spec.token] = self._renderer.submit(self._render, spec)
             while len(self._rendered) > 64:
                 self._rendered.popitem(last=False)
             urls.append(self._url(spec))

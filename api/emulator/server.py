@@ -215,8 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
         settings = backend.settings
         if stream:
             return self._stream(job, digest, request_id, fault, settings.queue_time, settings.service_time, entry)
-        time.sleep(settings.queue_time + settings.service_time + (fault.delay if fault and fault.kind == "slow" else 0))
+        # The pictures are made during the service time (and stored before the answer), as the service does.
         output, usage = backend.multimodal_output(job, digest, request_id, fault)
+        time.sleep(settings.queue_time + settings.service_time + (fault.delay if fault and fault.kind == "slow" else 0))
         entry["images_announced"] = usage["image_count"]
         self._send_json(200, {"output": output, "usage": usage, "request_id": request_id})
 
@@ -447,6 +448,7 @@ class EmulatorServer:
         for server in (self.api, self.results):
             server.shutdown()
             server.server_close()
+        self.backend.close()
 
     def __enter__(self) -> "EmulatorServer":
         return self.start()
