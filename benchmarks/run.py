@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 UPLINK = 6.25e6  # 50 Mbit/s in bytes per second
-KEY = "sk-bench0000000000000000000000kk"
+KEY = "sk-bench-fake-key-0000kk"
 ROWS: list[tuple[str, str, str, str]] = []   # (section, measure, figure, target verdict)
 
 

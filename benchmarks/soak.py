@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import inprocess  # noqa: E402
 
-KEY = "sk-soak000000000000000000000000k"
+KEY = "sk-soak-fake-key-00000k"
 
 
 def scenarios(big: torch.Tensor) -> list[tuple[str, str, dict, list[dict]]]:

@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
 from api import PollSchedule, RetryPolicy, Timeouts, WanClient  # noqa: E402
 from api.config import Endpoint  # noqa: E402
 
-TEST_KEY = "sk-test0000000000000000000000abcd"
+TEST_KEY = "sk-test-fake-key-0000abcd"
 FAST_RETRY = RetryPolicy(attempts=4, backoff=0.05, backoff_max=0.2)
 
 

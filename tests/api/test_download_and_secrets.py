@@ -135,7 +135,7 @@ def test_regions_and_the_base_url_override():
 
 
 def test_the_key_never_shows(emulator, caplog):
-    secret = "sk-thisisthesecretkey1234567890zz"
+    secret = "sk-this-is-the-secret-key-1234567890zz"
     key = ApiKey(secret)
     assert secret not in repr(key) and secret not in str(key) and key.masked == "sk-…90zz"
     with pytest.raises(TypeError):

@@ -57,7 +57,7 @@ def test_each_error_family(emulator, status, code, family):
 
 
 def test_wrong_key_says_region_and_endpoint_and_hides_the_key(emulator):
-    wrong = "sk-wrongwrongwrongwrongwrong9876"
+    wrong = "sk-wrong-wrong-wrong-9876"
     client = make_client(emulator, key=wrong)
     with pytest.raises(errors.AuthenticationError) as info:
         client.generate(small_edit())

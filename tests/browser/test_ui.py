@@ -24,7 +24,7 @@ from browser_support import (  # noqa: E402
 )
 
 ARTIFACTS = ROOT / "test_artifacts" / "browser"
-KEY = "sk-browser00000000000000000000k1"
+KEY = "sk-browser-fake-key-00k1"
 
 
 @pytest.fixture(scope="module")

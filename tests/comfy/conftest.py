@@ -20,7 +20,7 @@ import inprocess  # noqa: E402
 loaded = inprocess.load()
 wan, tensors, api, emulator_mod = loaded.wan, loaded.tensors, loaded.api, loaded.emulator
 
-KEY = "sk-nodelevel0000000000000000key1"
+KEY = "sk-nodelevel-fake-key1"
 
 
 @pytest.fixture
