@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 
 @dataclass
@@ -103,8 +103,3 @@ class SSEParser:
         # "retry" and unknown fields are ignored, as the SSE spec says.
         return None
 
-
-def iter_events(chunks: Iterator[bytes]) -> Iterator[SSEEvent]:
-    parser = SSEParser()
-    for chunk in chunks:
-        yield from parser.feed(chunk)

@@ -20,7 +20,6 @@ from typing import Any
 
 from ..api import WanClient, WanRequest, WanResult
 from ..api.client import Progress
-from ..api.config import resolve_endpoint
 from ..api.secrets import get_logger
 from ..api.store import ENV_STATE_DIR, Store, default_state_dir
 
@@ -166,9 +165,3 @@ async def run(node_cls: Any, req: WanRequest, *, region: str, transport: str) ->
     await _bar(100, 100)
     return result
 
-
-def endpoint_label(region: str) -> str:
-    try:
-        return resolve_endpoint(None if region in ("", "default") else region).label
-    except Exception:
-        return region

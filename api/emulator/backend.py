@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 

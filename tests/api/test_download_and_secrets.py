@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import struct
 import subprocess
@@ -10,7 +9,6 @@ import sys
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 

@@ -76,7 +76,6 @@ def test_text_to_image_sequential_and_interleave(emulator):
     images, _, info = outputs(run(wan.WanSequential.execute(model="wan2.7-image", prompt="12 months", n=12,
                                                             size="1K", seed=3)))
     assert images.shape[0] == 12 and info["images_billed"] == 12
-    seen = []
     images, text, info = outputs(run(wan.WanInterleave.execute(model="wan2.6-image", prompt="tea in 4 steps",
                                                                max_images=4, size="1024*1024", seed=5,
                                                                image=img(300, 300))))
