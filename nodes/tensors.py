@@ -17,12 +17,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..api.pictures import number_pictures
+
 
 def image_batches(named: Sequence[tuple[str, Any]]) -> list[tuple[str, np.ndarray]]:
-    """[(input name, IMAGE or None)] -> [(label, HxWxC float32)], batches expanded in order."""
-    out: list[tuple[str, np.ndarray]] = []
+    """[(input name, IMAGE or None)] -> [(label, HxWxC float32)], numbered by api.pictures.number_pictures
+    (the rule the box editor shares): batches expanded in order, unconnected inputs skipped."""
+    arrays: dict[str, np.ndarray] = {}
+    counts: list[tuple[str, int | None]] = []
     for name, tensor in named:
         if tensor is None:
+            counts.append((name, None))
             continue
         arr = tensor.detach().cpu().float().numpy() if isinstance(tensor, torch.Tensor) else np.asarray(tensor)
         if arr.ndim == 3:
@@ -31,14 +36,9 @@ def image_batches(named: Sequence[tuple[str, Any]]) -> list[tuple[str, np.ndarra
             from ..api import WanInputError
 
             raise WanInputError(name, f"has shape {tuple(arr.shape)}; an IMAGE is [batch, height, width, channels]")
-        if arr.shape[0] == 0:
-            from ..api import WanInputError
-
-            raise WanInputError(name, "is an empty batch (0 pictures)")
-        for i in range(arr.shape[0]):
-            label = name if arr.shape[0] == 1 else f"{name}[{i}]"
-            out.append((label, arr[i]))
-    return out
+        arrays[name] = arr
+        counts.append((name, arr.shape[0]))
+    return [(p["label"], arrays[p["input"]][p["index"]]) for p in number_pictures(counts)]
 
 
 def mask_batch(tensor: Any) -> np.ndarray | None:

@@ -14,9 +14,11 @@ from comfy_api.latest import io
 
 from ..api import MODELS, WanInputError, build_request, errors, get_model
 from ..api.encoding import encode_images, to_uint8_rgb
+from ..api.pictures import number_pictures
 from ..api.models import EDIT, INTERLEAVE, SEQUENTIAL, TEXT_TO_IMAGE, models_with_mode
 from ..api.request import Params, WanRequest, parse_boxes
 from . import runner
+from .previews import sent_pictures_ui
 from .tensors import image_batches, mask_batch, mask_regions, to_image_tensor
 
 CATEGORY = "api node/image/Wan (DashScope)"
@@ -420,14 +422,19 @@ class WanBBox(io.ComfyNode):
         params = Params(size=size, n=n, seed=seed, watermark=watermark, bbox_list=bbox_list,
                         color_palette=palette_value(color_palette))
         req = build(model, prompt, inputs, labels, EDIT, params)
-        return await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels,
-                          extra_info={"bbox_list": bbox_list})
+        out = await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels,
+                         extra_info={"bbox_list": bbox_list})
+        # The pictures as sent, for the box editor: boxes can then be drawn on pictures from any node.
+        return io.NodeOutput(*out.args, ui=sent_pictures_ui(named))
 
 
 def boxes_for(named: list[tuple[str, Any]], masks: list[Any], text: str, count: int) -> list[list[list[int]]]:
-    """One list of boxes per sent picture: regions of the paired mask, then the boxes string's."""
-    per_picture: list[list[list[int]]] = []
-    for (name, tensor), mask_tensor, mask_name in zip(named, masks, mask_input_names(len(named))):
+    """One list of boxes per sent picture, numbered by api.pictures.number_pictures (as the box editor
+    numbers them): regions of the paired mask, then the boxes string's."""
+    mask_of = dict(zip((name for name, _ in named), zip(mask_input_names(len(named)), masks)))
+    batches: dict[str, Any] = {}
+    for name, tensor in named:
+        mask_name, mask_tensor = mask_of[name]
         if tensor is None:
             if mask_tensor is not None:
                 raise WanInputError(mask_name, f"is connected but {name} is not; a mask marks regions on its picture")
@@ -437,21 +444,25 @@ def boxes_for(named: list[tuple[str, Any]], masks: list[Any], text: str, count: 
         if mask is not None and mask.shape[0] not in (1, batch):
             raise WanInputError(mask_name, f"has {mask.shape[0]} masks for {batch} pictures in {name}; give one "
                                            "mask, or one per picture")
-        height, width = int(tensor.shape[-3]), int(tensor.shape[-2])
-        for i in range(batch):
-            if mask is None:
-                per_picture.append([])
-                continue
-            m = mask[i if mask.shape[0] > 1 else 0]
-            regions = mask_regions(m)
-            label = mask_name if batch == 1 else f"{mask_name}[{i}]"
-            if len(regions) > 2:
-                raise WanInputError(label, f"has {len(regions)} separate regions; wan2.7 takes at most 2 boxes per "
-                                           "picture (merge or remove regions)")
-            # A mask of another resolution than its picture is scaled onto it.
-            sx, sy = width / m.shape[1], height / m.shape[0]
-            per_picture.append([[round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy)]
-                                for x1, y1, x2, y2 in regions])
+        batches[name] = (batch, mask, int(tensor.shape[-3]), int(tensor.shape[-2]))
+    per_picture: list[list[list[int]]] = []
+    for picture in number_pictures([(name, batches[name][0] if name in batches else None) for name, _ in named]):
+        batch, mask, height, width = batches[picture["input"]]
+        if mask is None:
+            per_picture.append([])
+            continue
+        i = picture["index"]
+        m = mask[i if mask.shape[0] > 1 else 0]
+        regions = mask_regions(m)
+        mask_name = mask_of[picture["input"]][0]
+        label = mask_name if batch == 1 else f"{mask_name}[{i}]"
+        if len(regions) > 2:
+            raise WanInputError(label, f"has {len(regions)} separate regions; wan2.7 takes at most 2 boxes per "
+                                       "picture (merge or remove regions)")
+        # A mask of another resolution than its picture is scaled onto it.
+        sx, sy = width / m.shape[1], height / m.shape[0]
+        per_picture.append([[round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy)]
+                            for x1, y1, x2, y2 in regions])
     typed = parse_boxes(text)
     if typed:
         if len(typed) > count:

@@ -37,9 +37,16 @@ def close_dialogs(page) -> None:
     except Error:
         return
     for _ in range(3):
-        # Its close button (the last button of the dialog; it has no label to find it by).
-        page.locator(".p-dialog button, [role=dialog] button").last.click()
+        # Escape closes it on every frontend tested; older ones also have a close button (the dialog's last
+        # button; it has no label to find it by).
+        page.keyboard.press("Escape")
         time.sleep(0.3)
+        if not page.locator(TEMPLATES).is_visible():
+            return
+        button = page.locator(".p-dialog button, [role=dialog] button").last
+        if button.is_visible():
+            button.click()
+            time.sleep(0.3)
         if not page.locator(TEMPLATES).is_visible():
             return
 
@@ -76,3 +83,10 @@ def run_and_wait_for_output(page, prefix: str, timeout_ms: int = 60000) -> None:
     page.wait_for_function(
         f"Array.from(document.querySelectorAll('img')).some(i => i.src.includes('{prefix}') && i.complete "
         "&& i.naturalWidth > 0)", timeout=timeout_ms)
+
+
+def static_root(package_target) -> "Path":
+    """The folder ComfyUI's --front-end-root wants, inside a `pip install --target` of the frontend."""
+    from pathlib import Path
+
+    return Path(package_target) / "comfyui_frontend_package" / "static"

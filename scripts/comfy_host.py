@@ -42,10 +42,13 @@ def free_port() -> int:
 
 class ComfyHost:
     def __init__(self, env: dict[str, str] | None = None, *, port: int | None = None,
-                 extra_args: list[str] | None = None, base_dir: Path | None = None, frontend: bool = False) -> None:
+                 extra_args: list[str] | None = None, base_dir: Path | None = None, frontend: bool = False,
+                 front_end_root: Path | str | None = None) -> None:
         # frontend: serve ComfyUI's real web page (comfyui-frontend-package, see scripts/setup_browser.sh)
-        # instead of an empty stand-in page.
-        self.frontend = frontend
+        # instead of an empty stand-in page. front_end_root: another frontend's static folder (the newest one
+        # tested, see browser_support.FRONTENDS); None is the version the host pins.
+        self.frontend = frontend or front_end_root is not None
+        self.front_end_root = str(front_end_root) if front_end_root else None
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env or {}
@@ -78,7 +81,8 @@ class ComfyHost:
         env.pop("PYTHONPATH", None)
         args = [sys.executable, str(comfy_dir() / "main.py"), "--cpu", "--listen", "127.0.0.1",
                 "--port", str(self.port), "--base-directory", str(self.base),
-                *([] if self.frontend else ["--front-end-root", str(self.base / "web")]),
+                *(["--front-end-root", self.front_end_root] if self.front_end_root else
+                  [] if self.frontend else ["--front-end-root", str(self.base / "web")]),
                 "--database-url", "sqlite:///:memory:", "--disable-auto-launch", *self.extra_args]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, cwd=str(self.base), env=env, stdout=log, stderr=subprocess.STDOUT)

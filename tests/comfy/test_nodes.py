@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from pathlib import Path
 import threading
 import time
 
@@ -120,6 +121,31 @@ def test_boxes_from_masks_scale_and_pair_with_their_pictures(emulator):
     three[0, 0:10, 0:10] = three[0, 50:60, 50:60] = three[0, 100:110, 100:110] = 1
     with pytest.raises(api.WanInputError, match="3 separate regions"):
         run(wan.WanBBox.execute(model="wan2.7-image", prompt="x", n=1, seed=0, image=img(300, 300), mask=three))
+
+
+def test_boxes_follow_the_picture_numbering_with_a_batch_and_a_gap(emulator):
+    """A batch of 2 in image plus image_3 (image_2 empty) is three pictures; the third list of boxes lands on
+    image_3, and the node hands back the pictures it sent, numbered the same way, for the box editor."""
+    batch = torch.cat([img(300, 400, 1), img(300, 400, 2)])
+    mask3 = torch.zeros((1, 120, 120))  # half the size of image_3: its box doubles
+    mask3[0, 10:30, 15:45] = 1
+    result = run(wan.WanBBox.execute(model="wan2.7-image", prompt="x", n=1, size="1K", seed=3,
+                                     image=batch, image_3=img(240, 240, 3), mask_3=mask3,
+                                     boxes="[[], [[10, 10, 50, 50]], [[100, 100, 150, 190]]]"))
+    params = created(emulator)[0]["body"]["parameters"]
+    assert params["bbox_list"] == [[], [[10, 10, 50, 50]], [[30, 20, 90, 60], [100, 100, 150, 190]]]
+    sent = result.ui["wan_sent"]
+    assert [(p["picture"], p["label"], p["width"], p["height"]) for p in sent] == [
+        (1, "image[0]", 400, 300), (2, "image[1]", 400, 300), (3, "image_3", 240, 240)]
+    import folder_paths
+
+    third = Image.open(Path(folder_paths.get_temp_directory()) / sent[2]["subfolder"] / sent[2]["filename"])
+    expected = (img(240, 240, 3)[0].numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.abs(np.asarray(third.convert("RGB")).astype(int) - expected).max() <= 1
+    # One list too many for the three pictures (what the editor did when it numbered by input slot).
+    with pytest.raises(api.WanInputError, match="4 lists of boxes for 3 pictures"):
+        run(wan.WanBBox.execute(model="wan2.7-image", prompt="x", n=1, seed=3, image=batch, image_3=img(240, 240),
+                                boxes="[[], [], [], [[0, 0, 10, 10]]]"))
 
 
 def test_mask_regions_are_eight_connected():
