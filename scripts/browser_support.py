@@ -12,19 +12,49 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 TEMPLATES = '[data-testid="template-workflows-content"]'
 
+# The frontends the browser tests cover: the one ComfyUI 0.3.75 pins (installed into the venv), and the newest
+# the registry serves that runs on that host (scripts/frontend_probe.py; README "In the ComfyUI page"),
+# installed by scripts/setup_browser.sh into a folder of its own, never over the pinned one.
+PINNED_FRONTEND = "1.32.9"
+NEWEST_FRONTEND = "1.58.1"
+FRONTENDS = (PINNED_FRONTEND, NEWEST_FRONTEND)
+# The two node renderers: the classic canvas (litegraph) and "Nodes 2.0" (Vue components).
+RENDERERS = ("classic", "nodes2")
+
+
+def frontend_root(version: str, venv=None):
+    """None for the pinned frontend (ComfyUI finds it itself), else the static folder of the other one."""
+    from pathlib import Path
+
+    if version == PINNED_FRONTEND:
+        return None
+    folder = Path(venv or Path(__file__).resolve().parents[1] / ".venv") / "frontends" / version
+    root = static_root(folder)
+    if not (root / "index.html").exists():
+        raise RuntimeError(f"frontend {version} is not installed at {folder}: run scripts/setup_browser.sh")
+    return root
+
 
 def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
 
 
-def open_page(host, browser, locale: str | None = None):
+def open_page(host, browser, locale: str | None = None, renderer: str = "classic"):
+    """A fresh tab on ComfyUI's page, with the renderer and (optionally) the language set as a user sets
+    them in the settings. Settings live on the server, so each call sets both."""
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(host.url)
     page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=90000)
-    if locale:
-        page.evaluate(f"app.extensionManager.setting.set('Comfy.Locale', '{locale}')")
+    vue = "true" if renderer == "nodes2" else "false"
+    changed = page.evaluate(f"""async () => {{
+        const s = app.extensionManager.setting; let changed = false;
+        if (s.get('Comfy.VueNodes.Enabled') !== {vue}) {{ await s.set('Comfy.VueNodes.Enabled', {vue}); }}
+        const want = {repr(locale or 'en')};
+        if ((s.get('Comfy.Locale') || 'en') !== want) {{ await s.set('Comfy.Locale', want); changed = true; }}
+        return changed; }}""")
+    if changed:
         page.reload()
-        page.wait_for_function("window.app && window.app.graph", timeout=90000)
+        page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=90000)
     return page
 
 

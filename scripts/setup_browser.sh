@@ -16,9 +16,13 @@ if ! command -v chromium >/dev/null 2>&1; then
     exit 1
   fi
 fi
-STAMP="$V/.wan-browser-setup-v1"
+NEWEST="$("$V/bin/python" -c 'import sys; sys.path.insert(0, "scripts"); import browser_support as b; print(b.NEWEST_FRONTEND)')"
+STAMP="$V/.wan-browser-setup-v2-$NEWEST"
 if [ ! -f "$STAMP" ]; then
   "$V/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
     playwright==1.65.2 comfyui-frontend-package==1.32.9
+  rm -rf "$V/frontends/$NEWEST"
+  "$V/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+    --target "$V/frontends/$NEWEST" comfyui-frontend-package==$NEWEST
   touch "$STAMP"
 fi

@@ -1,20 +1,29 @@
 // Draw boxes on the pictures of a "Wan Box Edit" (WanBBox) node.
 //
-// The node gets a small editor: the picture connected to `image` (or `image_2`, ... picked with the tabs),
-// on which the user drags out up to 2 boxes per picture, drags a box to move it, and double-clicks a box
-// (or selects it and presses Delete) to remove it. The boxes are written into the node's `boxes` widget as
-// JSON in each picture's own pixels — [[x1, y1, x2, y2], ...] per picture — so the workflow file keeps them
-// and the Python side stays the single validator. Plain JavaScript, no build step.
+// The node gets a small editor: one tab per picture the node sends, numbered as the service numbers them
+// (web/wan_pictures.js, the same rule as the Python side: every picture of `image`'s batch, then
+// `image_2`'s, ...; unconnected inputs take no number). On a picture the user drags out up to 2 boxes,
+// drags a box to move it, and double-clicks a box (or selects it and presses Delete) to remove it. The boxes
+// are written into the node's `boxes` widget as JSON in each picture's own pixels — one list per picture, in
+// that order — so the workflow file keeps them and the Python side stays the single validator.
 //
-// Pictures are found by following each image input upstream to a LoadImage node (its file is served by
-// /view). A picture made by other nodes is shown once the graph has run (the node sends its inputs back).
+// Where the pictures come from:
+// - an input fed by a Load Image node: its file (served by /view), always current;
+// - any other input: the pictures the node last sent (WanBBox returns them as UI previews after a run), or
+//   those of a "Preview inputs" pass: the button queues only the nodes upstream of this one, with preview
+//   outputs, so this node never runs and nothing is sent to the service. Upstream Wan service nodes are
+//   never run by a preview (they are billed): run the graph once instead.
+// The editor says which source each picture comes from. Plain JavaScript, no build step.
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { numberPictures } from "./wan_pictures.js";
 
 const MAX_BOXES = 2;
 const MAX_PICTURES = 9;
 const inputName = (i) => (i === 0 ? "image" : `image_${i + 1}`);
+// Nodes that call the paid service: a preview pass must not run them.
+const BILLED = new Set(["WanImageEdit", "WanTextToImage", "WanSequential", "WanInterleave", "WanBBox"]);
 
 function parseBoxes(text) {
   try {
@@ -30,53 +39,103 @@ function parseBoxes(text) {
   }
 }
 
-function upstreamLoadImage(node, slotName) {
-  const slot = node.inputs?.findIndex((inp) => inp.name === slotName);
-  if (slot === undefined || slot < 0) return null;
-  const link = node.getInputLink ? node.getInputLink(slot) : app.graph.links[node.inputs[slot].link];
-  if (!link) return null;
-  const source = app.graph.getNodeById(link.origin_id);
-  if (!source) return null;
-  if (source.type === "LoadImage" || source.comfyClass === "LoadImage") {
-    const file = source.widgets?.find((w) => w.name === "image")?.value;
-    if (!file) return null;
-    const [subfolder, name] = file.includes("/") ? [file.slice(0, file.lastIndexOf("/")), file.slice(file.lastIndexOf("/") + 1)] : ["", file];
-    return api.apiURL(`/view?filename=${encodeURIComponent(name)}&type=input&subfolder=${encodeURIComponent(subfolder)}`);
+const graphNodes = () => app.graph?._nodes || app.graph?.nodes || [];
+
+function viewURL(file) {
+  return api.apiURL(`/view?filename=${encodeURIComponent(file.filename)}&type=${file.type || "temp"}` +
+    `&subfolder=${encodeURIComponent(file.subfolder || "")}`);
+}
+
+// The node and output slot that feed `slotName`, through legacy Reroute nodes.
+function upstream(node, slotName) {
+  let target = node;
+  let slot = node.inputs?.findIndex((inp) => inp.name === slotName);
+  for (let hops = 0; hops < 32; hops++) {
+    if (slot === undefined || slot < 0) return null;
+    const linkId = target.inputs[slot]?.link;
+    if (linkId == null) return null;
+    const link = target.getInputLink ? target.getInputLink(slot) : app.graph.links[linkId];
+    if (!link) return null;
+    const source = app.graph.getNodeById(link.origin_id);
+    if (!source) return null;
+    if (source.type !== "Reroute") return { node: source, slot: link.origin_slot, key: `${source.id}:${link.origin_slot}` };
+    target = source;
+    slot = 0;
   }
   return null;
 }
 
+function loadImageFile(source) {
+  if (source.type !== "LoadImage" && source.comfyClass !== "LoadImage") return null;
+  const file = source.widgets?.find((w) => w.name === "image")?.value;
+  if (!file) return null;
+  const cut = file.lastIndexOf("/");
+  return viewURL({ filename: file.slice(cut + 1), subfolder: cut < 0 ? "" : file.slice(0, cut), type: "input" });
+}
+
+const clock = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
 class BoxEditor {
   constructor(node) {
     this.node = node;
-    this.current = 0;
-    this.images = {};
+    this.current = 0;        // index into this.pictures (picture number - 1)
+    this.pictures = [];      // numbered pictures: {picture, input, index, label, url, width, height, source}
+    this.images = {};        // url -> HTMLImageElement
     this.drag = null;
     this.selected = null;
     this.root = document.createElement("div");
     this.root.className = "wan-bbox-editor";
     this.root.style.cssText = "display:flex;flex-direction:column;gap:4px;width:100%;height:100%;";
+    const bar = document.createElement("div");
+    bar.style.cssText = "display:flex;gap:4px;align-items:center;";
     this.tabs = document.createElement("div");
-    this.tabs.style.cssText = "display:flex;gap:4px;flex-wrap:wrap;font:12px sans-serif;";
+    this.tabs.style.cssText = "display:flex;gap:4px;flex-wrap:wrap;font:12px sans-serif;flex:1;";
+    this.previewButton = this.button("Preview inputs", "wan-bbox-preview",
+      "Run only the nodes before this one to show their pictures here. Nothing is sent to the service.",
+      () => this.previewInputs());
+    this.enlargeButton = this.button("⤢", "wan-bbox-enlarge", "Open a large editor", () => openDialog(this.node));
+    bar.append(this.tabs, this.previewButton, this.enlargeButton);
+    this.source = document.createElement("div");
+    this.source.className = "wan-bbox-source";
+    this.source.style.cssText = "font:11px sans-serif;color:#9cf;";
     this.canvas = document.createElement("canvas");
     this.canvas.className = "wan-bbox-canvas";
-    this.canvas.style.cssText = "width:100%;flex:1;min-height:160px;background:#222;cursor:crosshair;border-radius:4px;";
+    this.canvas.style.cssText = "width:100%;flex:1;min-height:160px;background:#222;cursor:crosshair;border-radius:4px;touch-action:none;";
     this.canvas.tabIndex = 0;
     this.status = document.createElement("div");
+    this.status.className = "wan-bbox-status";
     this.status.style.cssText = "font:11px sans-serif;opacity:0.75;";
-    this.root.append(this.tabs, this.canvas, this.status);
+    this.root.append(bar, this.source, this.canvas, this.status);
     this.canvas.addEventListener("pointerdown", (e) => this.down(e));
     this.canvas.addEventListener("pointermove", (e) => this.move(e));
     this.canvas.addEventListener("pointerup", (e) => this.up(e));
     this.canvas.addEventListener("dblclick", (e) => this.remove(e));
+    // The canvas and Vue renderers must not also start a node drag or a canvas pan from these.
+    for (const kind of ["mousedown", "mousemove", "mouseup", "wheel", "contextmenu"]) {
+      this.canvas.addEventListener(kind, (e) => e.stopPropagation());
+    }
     this.canvas.addEventListener("keydown", (e) => {
       if ((e.key === "Delete" || e.key === "Backspace") && this.selected !== null) {
-        this.boxes()[this.selected] && this.boxes().splice(this.selected, 1);
+        e.preventDefault();
+        e.stopPropagation();  // else the graph deletes the selected node
+        this.all();
+        this.boxes()?.splice(this.selected, 1);
         this.selected = null;
         this.save();
       }
     });
     new ResizeObserver(() => this.draw()).observe(this.canvas);
+  }
+
+  button(text, className, title, onclick) {
+    const b = document.createElement("button");
+    b.textContent = text;
+    b.className = className;
+    b.title = title;
+    b.style.cssText = "padding:1px 6px;border-radius:3px;border:1px solid #666;background:#333;color:#eee;font:12px sans-serif;cursor:pointer;";
+    b.addEventListener("pointerdown", (e) => e.stopPropagation());
+    b.onclick = (e) => { e.stopPropagation(); onclick(); };
+    return b;
   }
 
   widget() {
@@ -107,57 +166,162 @@ class BoxEditor {
     }
     this.node.setDirtyCanvas?.(true, true);
     this.draw();
+    this.onchange?.();
+  }
+
+  // Each image input: how many pictures it sends and where they are shown from; numbered by the shared rule.
+  collect() {
+    const previews = this.node.__wanPreviews || {};
+    const inputs = [];
+    const shown = {};
+    this.unknown = [];
+    for (let i = 0; i < MAX_PICTURES; i++) {
+      const name = inputName(i);
+      const from = upstream(this.node, name);
+      if (!from) { inputs.push([name, null]); continue; }
+      const file = loadImageFile(from.node);
+      const seen = previews[name];
+      if (file) {
+        inputs.push([name, 1]);
+        shown[name] = [{ url: file, source: `from ${from.node.title || "Load Image"}` }];
+      } else if (seen && seen.key === from.key) {
+        inputs.push([name, seen.pictures.length]);
+        shown[name] = seen.pictures.map((p) => ({ ...p, source: `${seen.how} at ${clock(seen.at)}` }));
+      } else {
+        // Unknown until previewed or run: how many pictures it holds decides the numbers of all after it.
+        this.unknown.push({ name, title: from.node.title || from.node.type, billed: BILLED.has(from.node.type) });
+        break;
+      }
+    }
+    const pictures = numberPictures(inputs).map((p) => ({ ...p, ...shown[p.input][p.index] }));
+    return pictures;
   }
 
   refresh() {
-    this.tabs.replaceChildren();
-    const connected = [];
-    for (let i = 0; i < MAX_PICTURES; i++) {
-      const inp = this.node.inputs?.find((x) => x.name === inputName(i));
-      if (inp && inp.link != null) connected.push(i);
-    }
-    if (!connected.includes(this.current)) this.current = connected[0] ?? 0;
-    for (const i of connected) {
+    this.pictures = this.collect();
+    if (this.current >= this.pictures.length) this.current = Math.max(0, this.pictures.length - 1);
+    // Rebuilt only when they change: the page refreshes editors on every graph change, and a tab replaced
+    // under the pointer would lose the click.
+    const signature = JSON.stringify([this.current, this.pictures.map((p) => [p.label, p.source])]);
+    if (signature !== this._tabs) this.tabs.replaceChildren();
+    if (signature !== this._tabs) this.pictures.forEach((p, k) => {
       const b = document.createElement("button");
-      b.textContent = `image ${i + 1}`;
+      b.textContent = `${p.picture}: ${p.label}`;
       b.className = "wan-bbox-tab";
-      b.style.cssText = `padding:1px 6px;border-radius:3px;border:1px solid #666;background:${i === this.current ? "#4a6" : "#333"};color:#eee;`;
-      b.onclick = () => { this.current = i; this.refresh(); };
+      b.dataset.picture = p.picture;
+      b.title = `picture ${p.picture} as the service numbers it: ${p.label}, ${p.source}`;
+      b.style.cssText = `padding:1px 6px;border-radius:3px;border:1px solid #666;background:${k === this.current ? "#4a6" : "#333"};color:#eee;`;
+      b.addEventListener("pointerdown", (e) => e.stopPropagation());
+      b.onclick = (e) => { e.stopPropagation(); this.current = k; this.selected = null; this.refresh(); };
       this.tabs.append(b);
-    }
-    const url = upstreamLoadImage(this.node, inputName(this.current)) || this.node.__wanPreviews?.[this.current];
-    if (url && this.images[this.current]?.src !== url) {
+    });
+    this._tabs = signature;
+    const pic = this.pictures[this.current];
+    if (pic?.url && !this.images[pic.url]) {
       const img = new Image();
-      img.onload = () => this.draw();
-      img.src = url;
-      this.images[this.current] = img;
+      img.onload = () => { this.draw(); this.onchange?.(); };
+      img.src = pic.url;
+      this.images[pic.url] = img;
     }
+    const missing = this.unknown.map((u) => u.billed
+      ? `${u.name} comes from ${u.title}, a billed Wan node: run the graph once, then its pictures show here.`
+      : `${u.name} comes from ${u.title}: press "Preview inputs" (runs only the nodes before this one, sends ` +
+        "nothing to the service) or run the graph to see its pictures here.");
+    this.source.textContent = [pic ? `picture ${pic.picture} (${pic.label}) ${pic.source}` : "", ...missing,
+      this.note || ""].filter(Boolean).join(" · ");
     this._all = null;
     this.draw();
+    this.onchange?.();
+  }
+
+  async previewInputs() {
+    const own = String(this.node.id);
+    this.note = "previewing the inputs…";
+    this.refresh();
+    try {
+      const { output } = await app.graphToPrompt();
+      const me = output[own];
+      if (!me) throw new Error("this node is not in the prompt (muted or bypassed?)");
+      const prompt = {};
+      const previews = {};
+      const skipped = [];
+      for (let i = 0; i < MAX_PICTURES; i++) {
+        const name = inputName(i);
+        const link = me.inputs[name];
+        const from = upstream(this.node, name);
+        if (!Array.isArray(link) || !from || loadImageFile(from.node)) continue;
+        const part = {};
+        const visit = (id) => {
+          if (part[id]) return;
+          const entry = output[id];
+          if (!entry) throw new Error(`node ${id} is missing from the prompt`);
+          part[id] = entry;
+          for (const v of Object.values(entry.inputs || {})) if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string") visit(v[0]);
+        };
+        visit(String(link[0]));
+        const billed = Object.values(part).find((e) => BILLED.has(e.class_type));
+        if (billed) { skipped.push(`${name} (made by ${billed._meta?.title || billed.class_type}, billed)`); continue; }
+        Object.assign(prompt, part);
+        const id = `wan_preview_${own}_${name}`;
+        prompt[id] = { class_type: "PreviewImage", inputs: { images: link }, _meta: { title: `Wan preview ${name}` } };
+        previews[id] = { name, key: from.key };
+      }
+      if (!Object.keys(previews).length) {
+        this.note = skipped.length ? `not previewed: ${skipped.join(", ")}: run the graph once` : "nothing to preview: every picture comes from Load Image";
+        this.refresh();
+        return;
+      }
+      const res = await api.fetchApi("/prompt", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ prompt, client_id: api.clientId }) });
+      const queued = await res.json();
+      if (res.status !== 200) throw new Error(JSON.stringify(queued.error || queued).slice(0, 300));
+      const entry = await waitForHistory(queued.prompt_id);
+      const at = Date.now();
+      const store = (this.node.__wanPreviews ||= {});
+      for (const [id, { name, key }] of Object.entries(previews)) {
+        const images = entry.outputs?.[id]?.images || [];
+        store[name] = { how: "previewed (nothing sent)", at, key, pictures: images.map((f, index) => ({ url: viewURL(f), index })) };
+      }
+      this.note = skipped.length ? `not previewed: ${skipped.join(", ")}: run the graph once` : "";
+    } catch (error) {
+      this.note = `preview failed: ${error.message || error}`;
+    }
+    this.refresh();
+  }
+
+  picture() {
+    const pic = this.pictures[this.current];
+    const img = pic && this.images[pic.url];
+    if (!img?.naturalWidth) return null;
+    // Previews after a run may be smaller than the picture sent; boxes are in the sent picture's pixels.
+    return { img, width: pic.width || img.naturalWidth, height: pic.height || img.naturalHeight };
   }
 
   layout() {
-    const img = this.images[this.current];
+    const pic = this.picture();
     const rect = this.canvas.getBoundingClientRect();
-    if (!img?.naturalWidth || !rect.width) return null;
-    const scale = Math.min(rect.width / img.naturalWidth, rect.height / img.naturalHeight);
-    const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
-    return { img, rect, scale, ox: (rect.width - w) / 2, oy: (rect.height - h) / 2, w, h };
+    if (!pic || !rect.width) return null;
+    // The page may be zoomed (the canvas scales DOM widgets with a CSS transform): map by the drawn size.
+    const cssW = this.canvas.clientWidth || rect.width, cssH = this.canvas.clientHeight || rect.height;
+    const zoom = rect.width / cssW;
+    const scale = Math.min(cssW / pic.width, cssH / pic.height);
+    const w = pic.width * scale, h = pic.height * scale;
+    return { ...pic, rect, zoom, cssW, cssH, scale, ox: (cssW - w) / 2, oy: (cssH - h) / 2, w, h };
   }
 
   toImage(e) {
     const l = this.layout();
     if (!l) return null;
-    const x = (e.clientX - l.rect.left - l.ox) / l.scale;
-    const y = (e.clientY - l.rect.top - l.oy) / l.scale;
+    const x = ((e.clientX - l.rect.left) / l.zoom - l.ox) / l.scale;
+    const y = ((e.clientY - l.rect.top) / l.zoom - l.oy) / l.scale;
     return {
-      x: Math.max(0, Math.min(l.img.naturalWidth, Math.round(x))),
-      y: Math.max(0, Math.min(l.img.naturalHeight, Math.round(y))),
+      x: Math.max(0, Math.min(l.width, Math.round(x))),
+      y: Math.max(0, Math.min(l.height, Math.round(y))),
     };
   }
 
   hit(p) {
-    const boxes = this.boxes();
+    const boxes = this.boxes() || [];
     for (let i = boxes.length - 1; i >= 0; i--) {
       const [x1, y1, x2, y2] = boxes[i];
       if (p.x >= x1 && p.x <= x2 && p.y >= y1 && p.y <= y2) return i;
@@ -200,8 +364,8 @@ class BoxEditor {
       box.splice(0, 4, Math.min(s.x, p.x), Math.min(s.y, p.y), Math.max(s.x, p.x), Math.max(s.y, p.y));
     } else {
       const [x1, y1, x2, y2] = this.drag.box;
-      const dx = Math.max(-x1, Math.min(l.img.naturalWidth - x2, p.x - this.drag.start.x));
-      const dy = Math.max(-y1, Math.min(l.img.naturalHeight - y2, p.y - this.drag.start.y));
+      const dx = Math.max(-x1, Math.min(l.width - x2, p.x - this.drag.start.x));
+      const dy = Math.max(-y1, Math.min(l.height - y2, p.y - this.drag.start.y));
       box.splice(0, 4, x1 + dx, y1 + dy, x2 + dx, y2 + dy);
     }
     this.draw();
@@ -234,18 +398,21 @@ class BoxEditor {
 
   draw() {
     const c = this.canvas;
-    const rect = c.getBoundingClientRect();
-    const ratio = window.devicePixelRatio || 1;
-    c.width = Math.max(1, Math.round(rect.width * ratio));
-    c.height = Math.max(1, Math.round(rect.height * ratio));
+    const cssW = c.clientWidth, cssH = c.clientHeight;
+    const ratio = (window.devicePixelRatio || 1) * (c.getBoundingClientRect().width / (cssW || 1) || 1);
+    c.width = Math.max(1, Math.round(cssW * ratio));
+    c.height = Math.max(1, Math.round(cssH * ratio));
     const g = c.getContext("2d");
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
-    g.clearRect(0, 0, rect.width, rect.height);
+    g.clearRect(0, 0, cssW, cssH);
     const l = this.layout();
     if (!l) {
       g.fillStyle = "#aaa";
       g.font = "12px sans-serif";
-      g.fillText("Connect a Load Image node to draw boxes", 8, 20);
+      const lines = this.pictures.length ? ["Loading the picture…"] :
+        this.unknown.length ? ["No picture yet: press \"Preview inputs\"", "(nothing is sent to the service) or run the graph."] :
+        ["Connect a picture to `image` to draw boxes."];
+      lines.forEach((t, i) => g.fillText(t, 8, 20 + 16 * i));
       this.status.textContent = "";
       return;
     }
@@ -258,10 +425,73 @@ class BoxEditor {
       g.fillStyle = "rgba(255, 51, 68, 0.15)";
       g.fillRect(l.ox + x1 * l.scale, l.oy + y1 * l.scale, (x2 - x1) * l.scale, (y2 - y1) * l.scale);
     });
+    const pic = this.pictures[this.current];
     this.status.textContent =
-      `image ${this.current + 1}: ${l.img.naturalWidth}x${l.img.naturalHeight} px, ${boxes.length}/${MAX_BOXES} boxes — ` +
+      `picture ${pic.picture}: ${l.width}x${l.height} px, ${boxes.length}/${MAX_BOXES} boxes — ` +
       "drag to draw or move, double-click to remove";
   }
+}
+
+async function waitForHistory(promptId, timeoutMs = 300000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const entry = (await (await api.fetchApi(`/history/${promptId}`)).json())[promptId];
+    const status = entry?.status?.status_str;
+    if (status === "success") return entry;
+    if (status === "error") {
+      const error = entry.status.messages?.find(([kind]) => kind === "execution_error")?.[1];
+      throw new Error(error ? `${error.node_type}: ${error.exception_message}` : "the preview run failed");
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error("the preview run did not finish");
+}
+
+// The same editor, large, in a dialog: for small nodes, and for renderers that cannot host the inline one.
+function openDialog(node) {
+  document.querySelector(".wan-bbox-dialog")?.remove();
+  const overlay = document.createElement("div");
+  overlay.className = "wan-bbox-dialog";
+  overlay.style.cssText = "position:fixed;inset:0;z-index:10000;background:rgba(0,0,0,0.6);display:flex;align-items:center;justify-content:center;";
+  const panel = document.createElement("div");
+  panel.style.cssText = "width:min(90vw,1100px);height:min(88vh,860px);background:#1b1b1b;border:1px solid #555;border-radius:6px;padding:10px;display:flex;flex-direction:column;gap:6px;";
+  const head = document.createElement("div");
+  head.style.cssText = "display:flex;justify-content:space-between;align-items:center;color:#eee;font:13px sans-serif;";
+  head.textContent = `${node.title || "Wan Box Edit"}: draw boxes`;
+  const editor = new BoxEditor(node);
+  editor.enlargeButton.remove();
+  const close = editor.button("Done", "wan-bbox-dialog-close", "Close the editor", () => { overlay.remove(); node.__wanBoxEditor?.refresh(); });
+  head.append(close);
+  editor.root.style.flex = "1";
+  editor.root.style.minHeight = "0";
+  panel.append(head, editor.root);
+  overlay.append(panel);
+  overlay.addEventListener("keydown", (e) => { if (e.key === "Escape") close.click(); });
+  document.body.append(overlay);
+  editor.current = node.__wanBoxEditor?.current || 0;
+  node.__wanDialogEditor = editor;
+  editor.onchange = () => node.setDirtyCanvas?.(true, true);
+  editor.refresh();
+  return editor;
+}
+
+// The pictures a WanBBox sent, from its UI output after a run: grouped by input, numbered as sent.
+function rememberSent(node, sent) {
+  const byInput = {};
+  const seen = new Set();
+  for (const p of sent) {
+    if (seen.has(p.picture)) continue;  // a list run (one per prompt) repeats the same pictures
+    seen.add(p.picture);
+    (byInput[p.input] ||= []).push({ url: viewURL(p), width: p.width, height: p.height, index: p.index });
+  }
+  const at = Date.now();
+  const store = (node.__wanPreviews ||= {});
+  for (const [name, pictures] of Object.entries(byInput)) {
+    const from = upstream(node, name);
+    if (from) store[name] = { how: "as sent by the last run", at, key: from.key, pictures };
+  }
+  node.__wanBoxEditor?.refresh();
+  node.__wanDialogEditor?.refresh();
 }
 
 app.registerExtension({
@@ -294,11 +524,19 @@ app.registerExtension({
       this.__wanBoxEditor && setTimeout(() => this.__wanBoxEditor.refresh(), 0);
       return result;
     };
+    const executed = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (output) {
+      const result = executed?.apply(this, arguments);
+      if (output?.wan_sent?.length) rememberSent(this, output.wan_sent);
+      return result;
+    };
   },
   async setup() {
     // A LoadImage whose picture changes updates the editors that show it.
     api.addEventListener("graphChanged", () => {
-      for (const node of app.graph?._nodes || []) node.__wanBoxEditor?.refresh();
+      for (const node of graphNodes()) node.__wanBoxEditor?.refresh();
     });
   },
 });
+
+export { openDialog };

@@ -1,11 +1,18 @@
-"""ComfyUI's own frontend (comfyui-frontend-package 1.32.9, as the host pins) in headless Chromium, driven by
-Playwright: node search, the template browser, a run showing its output, drawing a box.
-Screenshots of every step go to test_artifacts/browser/."""
+"""ComfyUI's own frontend in headless Chromium, driven by Playwright, as a user drives it: node search, the
+template browser, a run showing its output, drawing boxes (on a Load Image picture, on the third picture of
+a batch plus a later input, on a picture made by another Wan node), the help page and the Chinese names.
+
+Every test runs on two frontends (1.32.9, which ComfyUI 0.3.75 pins, and the newest the registry serves that
+runs on it: browser_support.FRONTENDS) and in both node renderers (the classic canvas and "Nodes 2.0"). One
+ComfyUI and one browser per frontend (module-scoped), a fresh tab per test. Screenshots of every step go to
+test_artifacts/browser/<frontend>-<renderer>-<step>.png."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,118 +23,307 @@ for p in (ROOT, ROOT / "scripts"):
         sys.path.insert(0, str(p))
 
 from api.emulator import EmulatorServer, Settings  # noqa: E402
+from api.pictures import number_pictures  # noqa: E402
 from comfy_host import ComfyHost  # noqa: E402
 
 playwright = pytest.importorskip("playwright.sync_api", reason="run scripts/setup_browser.sh (make test does)")
 from browser_support import (  # noqa: E402
-    fresh_seed, launch, open_page, open_template, run_and_wait_for_output, search_nodes,
+    FRONTENDS, RENDERERS, close_dialogs, frontend_root, launch, open_page, open_template, run_and_wait_for_output,
+    search_nodes,
 )
 
 ARTIFACTS = ROOT / "test_artifacts" / "browser"
 KEY = "sk-browser-fake-key-00k1"
+ROOM, CAR = (1000, 800), (768, 512)  # example_workflows/inputs/wan_example_room.png, wan_example_car.png
 
 
-@pytest.fixture(scope="module")
-def stack():
+@dataclass
+class Stack:
+    emu: EmulatorServer
+    host: ComfyHost
+    browser: object
+    frontend: str
+
+
+@pytest.fixture(scope="module", params=FRONTENDS)
+def stack(request):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     emu = EmulatorServer(settings=Settings(queue_time=0.2, service_time=0.5, api_keys=[KEY])).start()
-    host = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emu.base_url, "DASHSCOPE_API_KEY": KEY}, frontend=True).start()
-    for picture in (ROOT / "example_workflows" / "inputs").glob("*.png"):
-        host.upload_image(picture)
-    with playwright.sync_playwright() as p:
-        browser = launch(p)
-        yield emu, host, browser
-        browser.close()
-    host.cleanup()
-    emu.stop()
+    host = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emu.base_url, "DASHSCOPE_API_KEY": KEY}, frontend=True,
+                     front_end_root=frontend_root(request.param)).start()
+    try:
+        for picture in (ROOT / "example_workflows" / "inputs").glob("*.png"):
+            host.upload_image(picture)
+        with playwright.sync_playwright() as p:
+            browser = launch(p)
+            # The first visit opens the template browser by itself (and marks the tutorial done): get it
+            # over with, so the tests' pages open on the graph.
+            first = open_page(host, browser)
+            close_dialogs(first)
+            first.close()
+            yield Stack(emu, host, browser, request.param)
+            browser.close()
+    finally:
+        host.cleanup()
+        emu.stop()
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-def test_the_nodes_appear_in_the_node_search(stack):
-    emu, host, browser = stack
-    page = open_page(host, browser)
-    search_nodes(page, "Wan Box Edit")
-    shot(page, "node_search")
-    assert page.get_by_text("Wan Box Edit").first.is_visible()
+@pytest.fixture(params=RENDERERS)
+def ui(stack, request):
+    """A fresh tab with the renderer set; `ui.shot(name)` saves a screenshot."""
+    page = open_page(stack.host, stack.browser, renderer=request.param)
+    page.renderer = request.param
+    page.shot = lambda name: page.screenshot(path=str(ARTIFACTS / f"{stack.frontend}-{request.param}-{name}.png"))
+    yield page
     page.close()
 
 
-def test_an_example_loads_from_the_template_browser_and_its_run_shows_the_output(stack):
-    emu, host, browser = stack
-    page = open_page(host, browser)
-    # A new user sees the template browser; the pack's examples are listed under its name.
-    open_template(page, "wan_text_to_image")
-    page.wait_for_function("app.graph._nodes.some(n => n.type === 'WanTextToImage')", timeout=30000)
-    shot(page, "template_loaded")
-    fresh_seed(page, "WanTextToImage")
-    run_and_wait_for_output(page, "WanTextToImage_")
-    shot(page, "template_run_output")
-    assert [e for e in emu.backend.log if e.get("billable")], "the run never reached the emulator"
-    page.close()
+def billable(emu, since: int = 0) -> list[dict]:
+    return [e for e in emu.backend.log[since:] if e.get("billable")]
 
 
-def test_a_box_drawn_with_the_mouse_reaches_the_service(stack):
-    emu, host, browser = stack
-    page = open_page(host, browser)
-    open_template(page, "wan_bbox")
-    page.wait_for_function("app.graph._nodes.some(n => n.type === 'WanBBox')", timeout=30000)
-    # Clear the example's box, make the editor large on screen, and show the 1000x800 room picture.
+def wait_for_requests(emu, since: int, count: int = 1, timeout: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while len(billable(emu, since)) < count:
+        assert time.monotonic() < deadline, "the run never reached the emulator"
+        time.sleep(0.2)
+    return billable(emu, since)
+
+
+def build_graph(page, nodes: list, links: list) -> None:
+    """nodes: [(key, type, {widget: value})]; links: [(from key, output slot, to key, input name)]."""
+    page.evaluate("""([nodes, links]) => {
+        const g = app.graph; g.clear();
+        const made = {};
+        nodes.forEach(([key, type, widgets], i) => {
+            const n = LiteGraph.createNode(type);
+            n.pos = [60 + 380 * (i % 3), 60 + 420 * Math.floor(i / 3)];
+            g.add(n);
+            for (const [name, value] of Object.entries(widgets)) {
+                const w = n.widgets.find(w => w.name === name); w.value = value; w.callback?.(value);
+            }
+            // Seeds stay as set (a new node would randomise them after each run and so run again).
+            for (const w of n.widgets || []) if (w.name === 'control_after_generate') w.value = 'fixed';
+            made[key] = n;
+        });
+        for (const [a, slot, b, input] of links) {
+            made[a].connect(slot, made[b], made[b].inputs.findIndex(i => i.name === input));
+        }
+        app.canvas.setDirty(true, true);
+    }""", [nodes, links])
+
+
+def show_editor(page, selector: str = ".wan-bbox-canvas") -> tuple[float, float, float, float]:
+    """Make the Wan Box Edit node large and scroll the canvas so its editor is on screen; its rectangle."""
     page.evaluate("""() => {
         const node = app.graph._nodes.find(n => n.type === 'WanBBox');
-        node.widgets.find(w => w.name === 'boxes').value = '';
-        node.widgets.find(w => w.name === 'seed').value = Date.now() % 100000;
-        node.setSize([1000, 1300]);
+        node.setSize([900, Math.max(node.size[1], 1250)]);
         app.canvas.ds.scale = 1;
-        app.canvas.ds.offset = [-node.pos[0] + 60, -node.pos[1] - 650];
         app.canvas.setDirty(true, true);
-        node.__wanBoxEditor.refresh();
     }""")
-    page.wait_for_function("document.querySelector('.wan-bbox-canvas') && "
-                           "document.querySelector('.wan-bbox-editor').textContent.includes('1000x800')",
-                           timeout=20000)
-    time.sleep(0.5)
-    r = page.evaluate("(() => { const r = document.querySelector('.wan-bbox-canvas').getBoundingClientRect();"
-                      " return [r.x, r.y, r.width, r.height]; })()")
-    x, y, w, h = r
-    scale = min(w / 1000, h / 800)
-    ox, oy = (w - 1000 * scale) / 2, (h - 800 * scale) / 2
+    for _ in range(3):  # the Vue renderer lays out a frame later: move, measure again
+        time.sleep(0.4)
+        page.evaluate(f"""() => {{
+            const r = document.querySelector('{selector}').getBoundingClientRect();
+            const ds = app.canvas.ds;
+            ds.offset[0] -= (r.x - 360) / ds.scale; ds.offset[1] -= (r.y - 280) / ds.scale;
+            app.canvas.setDirty(true, true);
+        }}""")
+    time.sleep(0.4)
+    return rect_of(page, selector)
+
+
+def rect_of(page, selector: str = ".wan-bbox-canvas") -> tuple[float, float, float, float]:
+    """Where an element is on screen now (measure just before drawing: the editor's text above the picture
+    changes with the picture shown)."""
+    return tuple(page.evaluate(f"(() => {{ const r = document.querySelector('{selector}').getBoundingClientRect();"
+                               " return [r.x, r.y, r.width, r.height]; })()"))
+
+
+def drag_box(page, rect, picture_size, box) -> float:
+    """Drag out `box` (picture pixels) with the mouse on the editor canvas at `rect`; returns the tolerance a
+    screen pixel allows, in picture pixels."""
+    x, y, w, h = rect
+    pw, ph = picture_size
+    scale = min(w / pw, h / ph)
+    assert scale > 0.2, f"the editor is too small on screen to draw on ({w}x{h})"
+    ox, oy = (w - pw * scale) / 2, (h - ph * scale) / 2
 
     def screen(px, py):
         return x + ox + px * scale, y + oy + py * scale
 
-    page.mouse.move(*screen(100, 150))
+    page.mouse.move(*screen(box[0], box[1]))
     page.mouse.down()
-    page.mouse.move(*screen(250, 300), steps=5)
-    page.mouse.move(*screen(400, 500), steps=5)
+    page.mouse.move(*screen((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), steps=5)
+    page.mouse.move(*screen(box[2], box[3]), steps=5)
     page.mouse.up()
-    shot(page, "box_drawn")
-    stored = page.evaluate("app.graph._nodes.find(n => n.type === 'WanBBox').widgets"
-                           ".find(w => w.name === 'boxes').value")
-    assert stored.startswith("[[[")
-    before = len(emu.backend.log)
+    return 1.5 / scale + 1
+
+
+def near(got, want, tolerance) -> bool:
+    return len(got) == 4 and all(abs(a - b) <= tolerance for a, b in zip(got, want))
+
+
+def boxes_widget(page) -> str:
+    return page.evaluate("app.graph._nodes.find(n => n.type === 'WanBBox').widgets.find(w => w.name === 'boxes').value")
+
+
+def fresh_seed(page, node_type: str) -> None:
+    page.evaluate(f"""() => {{ for (const n of app.graph._nodes.filter(n => n.type === '{node_type}'))
+                                  n.widgets.find(w => w.name === 'seed').value = Math.floor(Math.random() * 1e9); }}""")
+
+
+def run(page) -> None:
     page.get_by_role("button", name="Run").first.click()
-    deadline = time.monotonic() + 60
-    while not [e for e in emu.backend.log[before:] if e.get("billable")]:
-        assert time.monotonic() < deadline, "the run never reached the emulator"
-        time.sleep(0.2)
-    sent = [e for e in emu.backend.log[before:] if e.get("billable")][0]["body"]["parameters"]["bbox_list"]
-    assert len(sent) == 2 and sent[1] == []
+
+
+# ---- the tests ------------------------------------------------------------------------------------------------
+
+def test_the_nodes_appear_in_the_node_search(stack, ui):
+    search_nodes(ui, "Wan Box Edit")
+    ui.shot("node_search")
+    assert ui.get_by_text("Wan Box Edit").first.is_visible()
+
+
+def test_an_example_loads_from_the_template_browser_and_its_run_shows_the_output(stack, ui):
+    # A new user sees the template browser; the pack's examples are listed under its name.
+    open_template(ui, "wan_text_to_image")
+    ui.wait_for_function("app.graph._nodes.some(n => n.type === 'WanTextToImage')", timeout=30000)
+    ui.shot("template_loaded")
+    before = len(stack.emu.backend.log)
+    fresh_seed(ui, "WanTextToImage")
+    run_and_wait_for_output(ui, "WanTextToImage_")
+    ui.shot("template_run_output")
+    assert billable(stack.emu, before), "the run never reached the emulator"
+
+
+def test_a_box_drawn_with_the_mouse_reaches_the_service(stack, ui):
+    open_template(ui, "wan_bbox")
+    ui.wait_for_function("app.graph._nodes.some(n => n.type === 'WanBBox')", timeout=30000)
+    close_dialogs(ui)
+    ui.evaluate("""() => { const node = app.graph._nodes.find(n => n.type === 'WanBBox');
+                           node.widgets.find(w => w.name === 'boxes').value = '';
+                           node.__wanBoxEditor.refresh(); }""")
+    fresh_seed(ui, "WanBBox")
+    show_editor(ui)
+    ui.wait_for_function("document.querySelector('.wan-bbox-status').textContent.includes('1000x800')", timeout=20000)
+    tolerance = drag_box(ui, rect_of(ui), ROOM, [100, 150, 400, 500])
+    ui.shot("box_drawn")
+    assert boxes_widget(ui).startswith("[[[")
+    before = len(stack.emu.backend.log)
+    run(ui)
+    sent = wait_for_requests(stack.emu, before)[0]["body"]["parameters"]["bbox_list"]
+    assert len(sent) == 2 and sent[1] == [], sent
     (box,) = sent[0]
-    assert all(abs(a - b) <= 2 for a, b in zip(box, [100, 150, 400, 500])), box
-    page.wait_for_function("Array.from(document.querySelectorAll('img')).some(i => i.src.includes('WanBBox_'))",
-                           timeout=60000)
-    shot(page, "box_run_output")
-    page.close()
+    assert near(box, [100, 150, 400, 500], tolerance), box
+    ui.wait_for_function("Array.from(document.querySelectorAll('img')).some(i => i.src.includes('WanBBox_'))",
+                         timeout=60000)
+    ui.shot("box_run_output")
 
 
-def test_the_zh_locale_shows_the_chinese_names(stack):
-    emu, host, browser = stack
-    page = open_page(host, browser, locale="zh")
-    search_nodes(page, "万相")
-    shot(page, "zh_node_search")
-    for name in ("万相 框选编辑", "万相 图像编辑", "万相 颜色主题"):
-        assert page.get_by_text(name).first.is_visible(), name
-    page.close()
+def test_boxes_drawn_on_the_third_picture_of_a_batch_and_a_gap_reach_it(stack, ui):
+    """A batch of 2 in `image` (made by a core node, so only a preview shows it) and `image_3` (image_2
+    empty): the editor numbers them 1, 2, 3 as the service does, and a box drawn on the third picture is
+    the third entry of bbox_list. The preview pass sends nothing to the service."""
+    build_graph(ui, [("room", "LoadImage", {"image": "wan_example_room.png"}),
+                     ("batch", "RepeatImageBatch", {"amount": 2}),
+                     ("car", "LoadImage", {"image": "wan_example_car.png"}),
+                     ("wan", "WanBBox", {"prompt": "a red car", "size": "1K"}),
+                     ("save", "SaveImage", {"filename_prefix": "WanBBoxBatch"})],
+                [("room", 0, "batch", "image"), ("batch", 0, "wan", "image"), ("car", 0, "wan", "image_3"),
+                 ("wan", 0, "save", "images")])
+    fresh_seed(ui, "WanBBox")
+    show_editor(ui)
+    source = ui.locator(".wan-bbox-source").first
+    assert "Preview inputs" in source.inner_text()  # the node says why it shows no picture yet
+    ui.shot("batch_before_preview")
+    before = len(stack.emu.backend.log)
+    ui.locator(".wan-bbox-preview").first.click()
+    ui.wait_for_function("document.querySelectorAll('.wan-bbox-tab').length === 3", timeout=60000)
+    tabs = ui.locator(".wan-bbox-tab").all_inner_texts()
+    expected = number_pictures([("image", 2), ("image_2", None), ("image_3", 1)])
+    assert tabs == [f"{p['picture']}: {p['label']}" for p in expected]
+    ui.locator(".wan-bbox-tab").nth(2).click()
+    ui.wait_for_function("document.querySelector('.wan-bbox-status').textContent.includes('picture 3: 768x512')",
+                         timeout=20000)
+    assert "from Load Image" in source.inner_text()
+    tolerance = drag_box(ui, rect_of(ui), CAR, [200, 120, 560, 400])
+    ui.locator(".wan-bbox-tab").nth(0).click()
+    ui.wait_for_function("document.querySelector('.wan-bbox-status').textContent.includes('picture 1: 1000x800')",
+                         timeout=20000)
+    assert "previewed (nothing sent)" in source.inner_text()
+    ui.shot("batch_previewed")
+    assert billable(stack.emu, before) == [], "the preview pass reached the service"
+    assert json.loads(boxes_widget(ui))[:2] == [[], []]
+    run(ui)
+    request = wait_for_requests(stack.emu, before)[0]["body"]
+    sent = request["parameters"]["bbox_list"]
+    assert sent[:2] == [[], []] and len(sent) == 3, sent
+    (box,) = sent[2]
+    assert near(box, [200, 120, 560, 400], tolerance), box
+
+
+def test_a_box_drawn_on_a_picture_made_by_another_wan_node_reaches_the_service(stack, ui):
+    """The picture comes from Wan Image Edit: no preview (that node is billed), so the first run sends no box
+    and the node then shows the picture it sent. A box drawn on it, in the large editor (the dialog), is in
+    the second request."""
+    build_graph(ui, [("room", "LoadImage", {"image": "wan_example_room.png"}),
+                     ("edit", "WanImageEdit", {"prompt": "make it night", "size": "1K"}),
+                     ("wan", "WanBBox", {"prompt": "a lamp in the box", "size": "1K"}),
+                     ("save", "SaveImage", {"filename_prefix": "WanBBoxChained"})],
+                [("room", 0, "edit", "image"), ("edit", 0, "wan", "image"), ("wan", 0, "save", "images")])
+    fresh_seed(ui, "WanImageEdit")
+    fresh_seed(ui, "WanBBox")
+    show_editor(ui)
+    source = ui.locator(".wan-bbox-source").first
+    assert "billed Wan node" in source.inner_text()
+    before = len(stack.emu.backend.log)
+    ui.locator(".wan-bbox-preview").first.click()  # refuses to run the billed node
+    ui.wait_for_function("document.querySelector('.wan-bbox-source').textContent.includes('not previewed')",
+                         timeout=20000)
+    assert billable(stack.emu, before) == []
+    run(ui)
+    first = wait_for_requests(stack.emu, before, 2)
+    assert [e["body"]["model"] for e in first] == ["wan2.7-image", "wan2.7-image"]
+    ui.wait_for_function("document.querySelectorAll('.wan-bbox-tab').length === 1 && "
+                         "document.querySelector('.wan-bbox-source').textContent.includes('as sent by the last run')",
+                         timeout=60000)
+    ui.shot("chained_after_run")
+    ui.locator(".wan-bbox-enlarge").first.click()
+    dialog = ".wan-bbox-dialog .wan-bbox-canvas"
+    ui.wait_for_function("document.querySelector('.wan-bbox-dialog .wan-bbox-status')?.textContent.includes('px')",
+                         timeout=20000)
+    size = ui.evaluate("(() => { const p = app.graph._nodes.find(n => n.type === 'WanBBox').__wanDialogEditor"
+                       ".picture(); return [p.width, p.height]; })()")
+    rect = rect_of(ui, dialog)
+    want = [round(size[0] * 0.2), round(size[1] * 0.3), round(size[0] * 0.6), round(size[1] * 0.7)]
+    tolerance = drag_box(ui, rect, size, want)
+    ui.shot("chained_dialog_box")
+    ui.locator(".wan-bbox-dialog-close").click()
+    assert json.loads(boxes_widget(ui)) == [[want]] or near(json.loads(boxes_widget(ui))[0][0], want, tolerance)
+    fresh_seed(ui, "WanBBox")  # the Wan Image Edit upstream is unchanged: ComfyUI reuses its result
+    second = len(stack.emu.backend.log)
+    run(ui)
+    (request,) = wait_for_requests(stack.emu, second)  # only Wan Box Edit ran again
+    (box,) = request["body"]["parameters"]["bbox_list"][0]
+    assert near(box, want, tolerance), box
+
+
+def test_the_picture_numbering_in_the_page_is_the_python_rule(stack, ui):
+    """The module the editor imports, as the page serves it, numbers like api/pictures.py."""
+    cases = [[["image", 2], ["image_2", None], ["image_3", 1]], [["image", None], ["image_2", 3]], [["image", 1]]]
+    got = ui.evaluate("""async (cases) => {
+        const { numberPictures } = await import('/extensions/comfyui-wan-image/wan_pictures.js');
+        return cases.map(numberPictures); }""", cases)
+    assert got == [number_pictures([tuple(pair) for pair in case]) for case in cases]
+
+
+def test_the_zh_locale_shows_the_chinese_names(stack, ui):
+    page = open_page(stack.host, stack.browser, locale="zh", renderer=ui.renderer)
+    try:
+        search_nodes(page, "万相")
+        page.screenshot(path=str(ARTIFACTS / f"{stack.frontend}-{ui.renderer}-zh_node_search.png"))
+        for name in ("万相 框选编辑", "万相 图像编辑", "万相 颜色主题"):
+            assert page.get_by_text(name).first.is_visible(), name
+    finally:
+        page.close()
