@@ -90,12 +90,13 @@ def open_template(page, name: str) -> None:
 
 
 def search_nodes(page, text: str) -> None:
-    """The node library's search (the "n" key opens the library), as a user looks for a node."""
-    close_dialogs(page)
-    box = page.get_by_placeholder("Search Nodes").or_(page.get_by_placeholder("搜索节点")).first
+    """The node library's search, as a user looks for a node: the library opens as its "n" key opens it
+    (the same command; a key press needs the canvas focused, and a click to focus it may land on a node)."""
+    # Placeholders by frontend: "Search Nodes" / "搜索节点" (1.32.9), "Search Nodes..." / "搜索 节点..." (1.58.1).
+    box = page.locator("input[placeholder*='Search Nodes'], input[placeholder*='搜索节点'], "
+                       "input[placeholder*='搜索 节点']").first
     if not box.is_visible():
-        page.locator("#graph-canvas").click(position={"x": 900, "y": 700})
-        page.keyboard.press("n")
+        page.evaluate("app.extensionManager.command.execute('Workspace.ToggleSidebarTab.node-library')")
     box.wait_for(state="visible", timeout=10000)
     box.click()
     box.fill(text)
@@ -109,10 +110,14 @@ def fresh_seed(page, node_type: str) -> None:
 
 
 def run_and_wait_for_output(page, prefix: str, timeout_ms: int = 60000) -> None:
+    """Run from the page's Run button, then wait until the output picture is shown: as an <img> (Nodes 2.0,
+    the queue panel) or drawn on the canvas by its Save Image node (the classic renderer's node.imgs)."""
     page.get_by_role("button", name="Run").first.click()
     page.wait_for_function(
-        f"Array.from(document.querySelectorAll('img')).some(i => i.src.includes('{prefix}') && i.complete "
-        "&& i.naturalWidth > 0)", timeout=timeout_ms)
+        f"""Array.from(document.querySelectorAll('img')).some(i => i.src.includes('{prefix}') && i.complete
+                                                                  && i.naturalWidth > 0)
+            || app.graph._nodes.some(n => (n.imgs || []).some(i => i.src.includes('{prefix}') && i.complete
+                                                                   && i.naturalWidth > 0))""", timeout=timeout_ms)
 
 
 def static_root(package_target) -> "Path":

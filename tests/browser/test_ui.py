@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 for p in (ROOT, ROOT / "scripts"):
@@ -88,6 +89,23 @@ def wait_for_requests(emu, since: int, count: int = 1, timeout: float = 60) -> l
         assert time.monotonic() < deadline, "the run never reached the emulator"
         time.sleep(0.2)
     return billable(emu, since)
+
+
+def history_ids(host) -> set[str]:
+    return set(requests.get(host.url + "/history", timeout=10).json())
+
+
+def wait_for_saved(host, prefix: str, known: set[str], timeout: float = 60) -> None:
+    """Until a prompt not in `known` has saved a picture named prefix* (see /history)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        history = requests.get(host.url + "/history", timeout=10).json()
+        for entry in (history[k] for k in history if k not in known):
+            for output in entry.get("outputs", {}).values():
+                if any(i.get("filename", "").startswith(prefix) for i in output.get("images", [])):
+                    return
+        time.sleep(0.3)
+    raise AssertionError(f"no picture {prefix}* was saved")
 
 
 def build_graph(page, nodes: list, links: list) -> None:
@@ -200,7 +218,6 @@ def test_an_example_loads_from_the_template_browser_and_its_run_shows_the_output
 def test_a_box_drawn_with_the_mouse_reaches_the_service(stack, ui):
     open_template(ui, "wan_bbox")
     ui.wait_for_function("app.graph._nodes.some(n => n.type === 'WanBBox')", timeout=30000)
-    close_dialogs(ui)
     ui.evaluate("""() => { const node = app.graph._nodes.find(n => n.type === 'WanBBox');
                            node.widgets.find(w => w.name === 'boxes').value = '';
                            node.__wanBoxEditor.refresh(); }""")
@@ -210,14 +227,14 @@ def test_a_box_drawn_with_the_mouse_reaches_the_service(stack, ui):
     tolerance = drag_box(ui, rect_of(ui), ROOM, [100, 150, 400, 500])
     ui.shot("box_drawn")
     assert boxes_widget(ui).startswith("[[[")
-    before = len(stack.emu.backend.log)
+    before, known = len(stack.emu.backend.log), history_ids(stack.host)
     run(ui)
     sent = wait_for_requests(stack.emu, before)[0]["body"]["parameters"]["bbox_list"]
     assert len(sent) == 2 and sent[1] == [], sent
     (box,) = sent[0]
     assert near(box, [100, 150, 400, 500], tolerance), box
-    ui.wait_for_function("Array.from(document.querySelectorAll('img')).some(i => i.src.includes('WanBBox_'))",
-                         timeout=60000)
+    wait_for_saved(stack.host, "WanBBox_", known)
+    time.sleep(1.0)  # the page shows it a moment later
     ui.shot("box_run_output")
 
 
@@ -318,12 +335,38 @@ def test_the_picture_numbering_in_the_page_is_the_python_rule(stack, ui):
     assert got == [number_pictures([tuple(pair) for pair in case]) for case in cases]
 
 
-def test_the_zh_locale_shows_the_chinese_names(stack, ui):
+def open_help(page, node_type: str) -> None:
+    """Select the node on the canvas and press the selection toolbox's info button, as a user does."""
+    page.evaluate(f"""() => {{ const n = app.graph._nodes.find(n => n.type === '{node_type}');
+        const ds = app.canvas.ds; ds.scale = 0.6; ds.offset = [-n.pos[0] + 500, -n.pos[1] + 300];
+        app.canvas.deselectAll?.(); app.canvas.selectNode(n); app.canvas.setDirty(true, true); }}""")
+    page.locator('[data-testid="info-button"]').first.click()
+
+
+def test_the_help_page_opens_from_the_node(stack, ui):
+    build_graph(ui, [("wan", "WanBBox", {})], [])
+    open_help(ui, "WanBBox")
+    # Lines of web/docs/WanBBox/en.md (not the node's one-line description).
+    for line in ("Or from masks", "Preview inputs"):
+        ui.get_by_text(line).first.wait_for(state="visible", timeout=15000)
+    ui.shot("help_page")
+
+
+def test_the_zh_locale_shows_the_chinese_names_and_help(stack, ui):
     page = open_page(stack.host, stack.browser, locale="zh", renderer=ui.renderer)
     try:
         search_nodes(page, "万相")
         page.screenshot(path=str(ARTIFACTS / f"{stack.frontend}-{ui.renderer}-zh_node_search.png"))
         for name in ("万相 框选编辑", "万相 图像编辑", "万相 颜色主题"):
             assert page.get_by_text(name).first.is_visible(), name
+        page.evaluate("app.extensionManager.command.execute('Workspace.ToggleSidebarTab.node-library')")  # closed
+        build_graph(page, [("wan", "WanBBox", {})], [])
+        # The node itself carries the Chinese name (drawn on the canvas, or a DOM title in Nodes 2.0).
+        assert page.evaluate("app.graph._nodes[0].title") == "万相 框选编辑"
+        if ui.renderer == "nodes2":
+            page.get_by_text("万相 框选编辑").first.wait_for(state="visible", timeout=10000)
+        open_help(page, "WanBBox")
+        page.get_by_text("或用遮罩").first.wait_for(state="visible", timeout=15000)
+        page.screenshot(path=str(ARTIFACTS / f"{stack.frontend}-{ui.renderer}-zh_help.png"))
     finally:
         page.close()
