@@ -40,21 +40,19 @@ def launch(playwright):
 
 
 def open_page(host, browser, locale: str | None = None, renderer: str = "classic"):
-    """A fresh tab on ComfyUI's page, with the renderer and (optionally) the language set as a user sets
-    them in the settings. Settings live on the server, so each call sets both."""
+    """A fresh tab on ComfyUI's page, with the node renderer ("classic" or "nodes2") and the language set as
+    the settings dialog sets them: in the server's user settings, which the page reads when it loads (set
+    before loading, so the page loads once)."""
+    import requests
+
+    for setting, value in (("Comfy.VueNodes.Enabled", renderer == "nodes2"), ("Comfy.Locale", locale or "en")):
+        requests.post(f"{host.url}/settings/{setting}", json=value, timeout=10).raise_for_status()
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(host.url)
     page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=90000)
-    vue = "true" if renderer == "nodes2" else "false"
-    changed = page.evaluate(f"""async () => {{
-        const s = app.extensionManager.setting; let changed = false;
-        if (s.get('Comfy.VueNodes.Enabled') !== {vue}) {{ await s.set('Comfy.VueNodes.Enabled', {vue}); }}
-        const want = {repr(locale or 'en')};
-        if ((s.get('Comfy.Locale') || 'en') !== want) {{ await s.set('Comfy.Locale', want); changed = true; }}
-        return changed; }}""")
-    if changed:
-        page.reload()
-        page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=90000)
+    got = page.evaluate("[app.extensionManager.setting.get('Comfy.VueNodes.Enabled'), "
+                        "app.extensionManager.setting.get('Comfy.Locale')]")
+    assert got == [renderer == "nodes2", locale or "en"], got
     return page
 
 

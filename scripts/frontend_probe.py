@@ -42,7 +42,10 @@ def probe(version: str, browser) -> str:
                      front_end_root=install(version)).start()
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     errors: list[str] = []
+    missing: set[str] = set()  # server routes the frontend asks for that this ComfyUI does not have
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: r.status == 404 and r.url.startswith(host.url) and missing.add(
+        r.url[len(host.url):].split("?")[0]))
     try:
         page.goto(host.url)
         try:
@@ -61,7 +64,9 @@ def probe(version: str, browser) -> str:
             history = requests.get(host.url + "/history", timeout=10).json()
             done = [h for k, h in history.items() if k not in before]
             if done and done[0].get("status", {}).get("status_str") == "success":
-                return "ok"
+                time.sleep(1.0)
+                return (f"ok; routes missing on this host: {sorted(missing) or 'none'}; "
+                        f"page errors: {len(errors)}")
             if done and done[0].get("status", {}).get("status_str") == "error":
                 return f"run failed: {done[0]['status']}"
             time.sleep(0.3)
