@@ -54,9 +54,10 @@ function upstream(node, slotName) {
     if (slot === undefined || slot < 0) return null;
     const linkId = target.inputs[slot]?.link;
     if (linkId == null) return null;
-    const link = target.getInputLink ? target.getInputLink(slot) : app.graph.links[linkId];
+    const graph = target.graph || app.graph;  // the node's own graph: it may sit inside a subgraph
+    const link = target.getInputLink ? target.getInputLink(slot) : graph.links[linkId];
     if (!link) return null;
-    const source = app.graph.getNodeById(link.origin_id);
+    const source = graph.getNodeById(link.origin_id);
     if (!source) return null;
     if (source.type !== "Reroute") return { node: source, slot: link.origin_slot, key: `${source.id}:${link.origin_slot}` };
     target = source;
