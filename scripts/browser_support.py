@@ -35,6 +35,9 @@ def frontend_root(version: str, venv=None):
     return root
 
 
+VIEWPORT = {"width": 1600, "height": 1000}
+
+
 def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
 
@@ -47,7 +50,9 @@ def open_page(host, browser, locale: str | None = None, renderer: str = "classic
 
     for setting, value in (("Comfy.VueNodes.Enabled", renderer == "nodes2"), ("Comfy.Locale", locale or "en")):
         requests.post(f"{host.url}/settings/{setting}", json=value, timeout=10).raise_for_status()
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    # A browser gets a context of its own per page; a context (one per test module) shares its HTTP cache, so
+    # the frontend's scripts load once.
+    page = (browser.new_page(viewport=VIEWPORT) if hasattr(browser, "new_context") else browser.new_page())
     page.goto(host.url)
     page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=90000)
     got = page.evaluate("[app.extensionManager.setting.get('Comfy.VueNodes.Enabled'), "

@@ -29,7 +29,7 @@ from comfy_host import ComfyHost  # noqa: E402
 
 playwright = pytest.importorskip("playwright.sync_api", reason="run scripts/setup_browser.sh (make test does)")
 from browser_support import (  # noqa: E402
-    FRONTENDS, RENDERERS, close_dialogs, frontend_root, launch, open_page, open_template, run_and_wait_for_output,
+    FRONTENDS, RENDERERS, VIEWPORT, close_dialogs, frontend_root, launch, open_page, open_template, run_and_wait_for_output,
     search_nodes,
 )
 
@@ -57,12 +57,16 @@ def stack(request):
             host.upload_image(picture)
         with playwright.sync_playwright() as p:
             browser = launch(p)
+            # One context: its pages share the HTTP cache (the frontend's scripts load once) and local storage.
+            context = browser.new_context(viewport=VIEWPORT)
+            # ... but each page starts as a fresh tab would: no workflow restored from the previous test's.
+            context.add_init_script("try { localStorage.clear(); sessionStorage.clear(); } catch (e) {}")
             # The first visit opens the template browser by itself (and marks the tutorial done): get it
             # over with, so the tests' pages open on the graph.
-            first = open_page(host, browser)
+            first = open_page(host, context)
             close_dialogs(first)
             first.close()
-            yield Stack(emu, host, browser, request.param)
+            yield Stack(emu, host, context, request.param)
             browser.close()
     finally:
         host.cleanup()
