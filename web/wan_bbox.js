@@ -74,6 +74,16 @@ function loadImageFile(source) {
   return viewURL({ filename: file.slice(cut + 1), subfolder: cut < 0 ? "" : file.slice(0, cut), type: "input" });
 }
 
+// The editor's own words in the page's language (English, or Chinese when ComfyUI is set to it).
+function zh() {
+  try {
+    return String(app.extensionManager?.setting?.get("Comfy.Locale") || navigator.language || "").startsWith("zh");
+  } catch {
+    return false;
+  }
+}
+const L = (en, zhText) => (zh() ? zhText : en);
+
 const clock = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
 class BoxEditor {
@@ -91,10 +101,12 @@ class BoxEditor {
     bar.style.cssText = "display:flex;gap:4px;align-items:center;";
     this.tabs = document.createElement("div");
     this.tabs.style.cssText = "display:flex;gap:4px;flex-wrap:wrap;font:12px sans-serif;flex:1;";
-    this.previewButton = this.button("Preview inputs", "wan-bbox-preview",
-      "Run only the nodes before this one to show their pictures here. Nothing is sent to the service.",
+    this.previewButton = this.button(L("Preview inputs", "预览输入"), "wan-bbox-preview",
+      L("Run only the nodes before this one to show their pictures here. Nothing is sent to the service.",
+        "只运行本节点之前的节点,把它们的图显示在这里。不向服务发送任何内容。"),
       () => this.previewInputs());
-    this.enlargeButton = this.button("⤢", "wan-bbox-enlarge", "Open a large editor", () => openDialog(this.node));
+    this.enlargeButton = this.button("⤢", "wan-bbox-enlarge", L("Open a large editor", "打开大编辑器"),
+      () => openDialog(this.node));
     bar.append(this.tabs, this.previewButton, this.enlargeButton);
     this.source = document.createElement("div");
     this.source.className = "wan-bbox-source";
@@ -184,10 +196,10 @@ class BoxEditor {
       const seen = previews[name];
       if (file) {
         inputs.push([name, 1]);
-        shown[name] = [{ url: file, source: `from ${from.node.title || "Load Image"}` }];
+        shown[name] = [{ url: file, source: L(`from ${from.node.title || "Load Image"}`, `来自 ${from.node.title || "加载图像"}`) }];
       } else if (seen && seen.key === from.key) {
         inputs.push([name, seen.pictures.length]);
-        shown[name] = seen.pictures.map((p) => ({ ...p, source: `${seen.how} at ${clock(seen.at)}` }));
+        shown[name] = seen.pictures.map((p) => ({ ...p, source: L(`${seen.how} at ${clock(seen.at)}`, `${seen.how},${clock(seen.at)}`) }));
       } else {
         // Unknown until previewed or run: how many pictures it holds decides the numbers of all after it.
         this.unknown.push({ name, title: from.node.title || from.node.type, billed: BILLED.has(from.node.type) });
@@ -210,7 +222,8 @@ class BoxEditor {
       b.textContent = `${p.picture}: ${p.label}`;
       b.className = "wan-bbox-tab";
       b.dataset.picture = p.picture;
-      b.title = `picture ${p.picture} as the service numbers it: ${p.label}, ${p.source}`;
+      b.title = L(`picture ${p.picture} as the service numbers it: ${p.label}, ${p.source}`,
+        `服务看到的第 ${p.picture} 张图:${p.label},${p.source}`);
       b.style.cssText = `padding:1px 6px;border-radius:3px;border:1px solid #666;background:${k === this.current ? "#4a6" : "#333"};color:#eee;`;
       b.addEventListener("pointerdown", (e) => e.stopPropagation());
       b.onclick = (e) => { e.stopPropagation(); this.current = k; this.selected = null; this.refresh(); };
@@ -225,10 +238,14 @@ class BoxEditor {
       this.images[pic.url] = img;
     }
     const missing = this.unknown.map((u) => u.billed
-      ? `${u.name} comes from ${u.title}, a billed Wan node: run the graph once, then its pictures show here.`
-      : `${u.name} comes from ${u.title}: press "Preview inputs" (runs only the nodes before this one, sends ` +
-        "nothing to the service) or run the graph to see its pictures here.");
-    this.source.textContent = [pic ? `picture ${pic.picture} (${pic.label}) ${pic.source}` : "", ...missing,
+      ? L(`${u.name} comes from ${u.title}, a billed Wan node: run the graph once, then its pictures show here.`,
+        `${u.name} 来自 ${u.title}(计费的万相节点):请先运行一次工作流,之后它的图显示在这里。`)
+      : L(`${u.name} comes from ${u.title}: press "Preview inputs" (runs only the nodes before this one, sends ` +
+        "nothing to the service) or run the graph to see its pictures here.",
+        `${u.name} 来自 ${u.title}:点击“预览输入”(只运行本节点之前的节点,不向服务发送任何内容)或运行工作流,` +
+        "它的图就会显示在这里。"));
+    const shownAs = pic && L(`picture ${pic.picture} (${pic.label}) ${pic.source}`, `第 ${pic.picture} 张图(${pic.label})${pic.source}`);
+    this.source.textContent = [shownAs || "", ...missing,
       this.note || ""].filter(Boolean).join(" · ");
     this._all = null;
     this.draw();
@@ -237,12 +254,12 @@ class BoxEditor {
 
   async previewInputs() {
     const own = String(this.node.id);
-    this.note = "previewing the inputs…";
+    this.note = L("previewing the inputs…", "正在预览输入…");
     this.refresh();
     try {
       const { output } = await app.graphToPrompt();
       const me = output[own];
-      if (!me) throw new Error("this node is not in the prompt (muted or bypassed?)");
+      if (!me) throw new Error(L("this node is not in the prompt (muted or bypassed?)", "本节点不在提交内容中(已静音或绕过?)"));
       const prompt = {};
       const previews = {};
       const skipped = [];
@@ -261,14 +278,19 @@ class BoxEditor {
         };
         visit(String(link[0]));
         const billed = Object.values(part).find((e) => BILLED.has(e.class_type));
-        if (billed) { skipped.push(`${name} (made by ${billed._meta?.title || billed.class_type}, billed)`); continue; }
+        if (billed) {
+          skipped.push(L(`${name} (made by ${billed._meta?.title || billed.class_type}, billed)`,
+            `${name}(由计费节点 ${billed._meta?.title || billed.class_type} 生成)`));
+          continue;
+        }
         Object.assign(prompt, part);
         const id = `wan_preview_${own}_${name}`;
         prompt[id] = { class_type: "PreviewImage", inputs: { images: link }, _meta: { title: `Wan preview ${name}` } };
         previews[id] = { name, key: from.key };
       }
       if (!Object.keys(previews).length) {
-        this.note = skipped.length ? `not previewed: ${skipped.join(", ")}: run the graph once` : "nothing to preview: every picture comes from Load Image";
+        this.note = skipped.length ? L(`not previewed: ${skipped.join(", ")}: run the graph once`, `未预览:${skipped.join("、")}:请先运行一次工作流`)
+          : L("nothing to preview: every picture comes from Load Image", "无需预览:所有图都来自加载图像");
         this.refresh();
         return;
       }
@@ -281,11 +303,12 @@ class BoxEditor {
       const store = (this.node.__wanPreviews ||= {});
       for (const [id, { name, key }] of Object.entries(previews)) {
         const images = entry.outputs?.[id]?.images || [];
-        store[name] = { how: "previewed (nothing sent)", at, key, pictures: images.map((f, index) => ({ url: viewURL(f), index })) };
+        store[name] = { how: L("previewed (nothing sent)", "已预览(未发送)"), at, key,
+          pictures: images.map((f, index) => ({ url: viewURL(f), index })) };
       }
-      this.note = skipped.length ? `not previewed: ${skipped.join(", ")}: run the graph once` : "";
+      this.note = skipped.length ? L(`not previewed: ${skipped.join(", ")}: run the graph once`, `未预览:${skipped.join("、")}:请先运行一次工作流`) : "";
     } catch (error) {
-      this.note = `preview failed: ${error.message || error}`;
+      this.note = L(`preview failed: ${error.message || error}`, `预览失败:${error.message || error}`);
     }
     this.refresh();
   }
@@ -347,7 +370,7 @@ class BoxEditor {
       this.selected = this.boxes().length - 1;
       this.drag = { kind: "new", index: this.selected, start: p };
     } else {
-      this.status.textContent = "At most 2 boxes per picture: double-click one to remove it.";
+      this.status.textContent = L("At most 2 boxes per picture: double-click one to remove it.", "每张图最多 2 个框:双击一个框可删除。");
     }
     this.draw();
   }
@@ -410,9 +433,10 @@ class BoxEditor {
     if (!l) {
       g.fillStyle = "#aaa";
       g.font = "12px sans-serif";
-      const lines = this.pictures.length ? ["Loading the picture…"] :
-        this.unknown.length ? ["No picture yet: press \"Preview inputs\"", "(nothing is sent to the service) or run the graph."] :
-        ["Connect a picture to `image` to draw boxes."];
+      const lines = this.pictures.length ? [L("Loading the picture…", "正在加载图…")] :
+        this.unknown.length ? [L("No picture yet: press \"Preview inputs\"", "还没有图:点击“预览输入”"),
+          L("(nothing is sent to the service) or run the graph.", "(不向服务发送任何内容)或运行工作流。")] :
+        [L("Connect a picture to `image` to draw boxes.", "把图连接到 image 即可画框。")];
       lines.forEach((t, i) => g.fillText(t, 8, 20 + 16 * i));
       this.status.textContent = "";
       return;
@@ -427,9 +451,10 @@ class BoxEditor {
       g.fillRect(l.ox + x1 * l.scale, l.oy + y1 * l.scale, (x2 - x1) * l.scale, (y2 - y1) * l.scale);
     });
     const pic = this.pictures[this.current];
-    this.status.textContent =
+    this.status.textContent = L(
       `picture ${pic.picture}: ${l.width}x${l.height} px, ${boxes.length}/${MAX_BOXES} boxes — ` +
-      "drag to draw or move, double-click to remove";
+      "drag to draw or move, double-click to remove",
+      `第 ${pic.picture} 张图:${l.width}x${l.height} 像素,${boxes.length}/${MAX_BOXES} 个框 — 拖动画框或移动,双击删除`);
   }
 }
 
@@ -441,11 +466,11 @@ async function waitForHistory(promptId, timeoutMs = 300000) {
     if (status === "success") return entry;
     if (status === "error") {
       const error = entry.status.messages?.find(([kind]) => kind === "execution_error")?.[1];
-      throw new Error(error ? `${error.node_type}: ${error.exception_message}` : "the preview run failed");
+      throw new Error(error ? `${error.node_type}: ${error.exception_message}` : L("the preview run failed", "预览运行失败"));
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error("the preview run did not finish");
+  throw new Error(L("the preview run did not finish", "预览运行没有完成"));
 }
 
 // The same editor, large, in a dialog: for small nodes, and for renderers that cannot host the inline one.
@@ -458,10 +483,11 @@ function openDialog(node) {
   panel.style.cssText = "width:min(90vw,1100px);height:min(88vh,860px);background:#1b1b1b;border:1px solid #555;border-radius:6px;padding:10px;display:flex;flex-direction:column;gap:6px;";
   const head = document.createElement("div");
   head.style.cssText = "display:flex;justify-content:space-between;align-items:center;color:#eee;font:13px sans-serif;";
-  head.textContent = `${node.title || "Wan Box Edit"}: draw boxes`;
+  head.textContent = L(`${node.title || "Wan Box Edit"}: draw boxes`, `${node.title || "万相 框选编辑"}:画框`);
   const editor = new BoxEditor(node);
   editor.enlargeButton.remove();
-  const close = editor.button("Done", "wan-bbox-dialog-close", "Close the editor", () => { overlay.remove(); node.__wanBoxEditor?.refresh(); });
+  const close = editor.button(L("Done", "完成"), "wan-bbox-dialog-close", L("Close the editor", "关闭编辑器"),
+    () => { overlay.remove(); node.__wanBoxEditor?.refresh(); });
   head.append(close);
   editor.root.style.flex = "1";
   editor.root.style.minHeight = "0";
@@ -489,7 +515,7 @@ function rememberSent(node, sent) {
   const store = (node.__wanPreviews ||= {});
   for (const [name, pictures] of Object.entries(byInput)) {
     const from = upstream(node, name);
-    if (from) store[name] = { how: "as sent by the last run", at, key: from.key, pictures };
+    if (from) store[name] = { how: L("as sent by the last run", "上次运行发送的图"), at, key: from.key, pictures };
   }
   node.__wanBoxEditor?.refresh();
   node.__wanDialogEditor?.refresh();

@@ -369,6 +369,8 @@ def test_the_zh_locale_shows_the_chinese_names_and_help(stack, ui):
         assert page.evaluate("app.graph._nodes[0].title") == "万相 框选编辑"
         if ui.renderer == "nodes2":
             page.get_by_text("万相 框选编辑").first.wait_for(state="visible", timeout=10000)
+        # The box editor speaks Chinese too.
+        assert page.locator(".wan-bbox-preview").first.inner_text() == "预览输入"
         open_help(page, "WanBBox")
         page.get_by_text("或用遮罩").first.wait_for(state="visible", timeout=15000)
         page.screenshot(path=str(ARTIFACTS / f"{stack.frontend}-{ui.renderer}-zh_help.png"))
