@@ -24,6 +24,7 @@ from .errors import (
     Interrupted, RateLimitError, WanAPIError, ServerError, StreamCutError, TaskCanceledError, TaskExpiredError, WanConnectionError, WanError,
     WanInputError, WanTimeoutError, api_error,
 )
+from . import models
 from .models import ASYNC, IMAGE_SYNTHESIS, STREAM, SYNC
 from .pricing import estimate
 from .ratelimit import TokenBucket, acquire_slot, generation_slots, task_query_limiter
@@ -38,7 +39,7 @@ log = get_logger("wan.client")
 SYNC_PATH = "services/aigc/multimodal-generation/generation"
 ASYNC_PATH = "services/aigc/image-generation/generation"
 IMAGE_SYNTHESIS_PATH = "services/aigc/image2image/image-synthesis"
-TRANSPORTS = ("auto", SYNC, STREAM, ASYNC)
+TRANSPORTS = models.TRANSPORT_CHOICES
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,8 @@ class WanClient:
         result cache (no request at all), and an identical async task created earlier and not yet fetched
         is resumed instead of created again."""
         chosen = self.choose_transport(req, transport)
+        # issue 10: a region whose endpoints the model's page does not list is refused before anything is sent.
+        models.check_region(req.model, self.endpoint.region, self.endpoint.overridden)
         started = time.monotonic()
         emit = _Emitter(on_progress, started)
         fingerprint = req.fingerprint()
@@ -273,14 +276,8 @@ class WanClient:
 
     @staticmethod
     def choose_transport(req: WanRequest, transport: str) -> str:
-        if transport not in TRANSPORTS:
-            raise WanInputError("transport", f"{transport!r} is not one of {', '.join(TRANSPORTS)}")
-        if transport == "auto":
-            return req.transports[0]
-        if transport not in req.transports:
-            raise WanInputError("transport", f"{req.model} {req.mode} works over "
-                                             f"{', '.join(req.transports)}, not {transport}")
-        return transport
+        # issue 10: the rule lives in api/models.py (one copy, read by the nodes' validation too).
+        return models.choose_transport(req.model, req.mode, transport)
 
     # ---- async tasks -----------------------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
 """Request builders: inputs in the user's terms -> a validated DashScope body for one Wan model.
 
 Every check reads `models.MODELS`; a request the service would refuse is refused here, before a byte is
-sent, with a `WanInputError` that names the input and the limit. The builders always send `n` explicitly:
+sent, with a `WanInputError` that names the input and the limit. A limit the table marks `reference_only`
+(no vendor page states it) is not refused here unless breaking it would surely fail or cost money (more
+pictures than any page allows, a parameter the model lacks, more billed pictures via `n`/`max_images`): the
+service judges the rest, and its own error (InvalidParameter, with its message) reaches the user. The builders always send `n` explicitly:
 the service's default is 4, and `n` is what the user pays for.
 """
 
@@ -15,8 +18,8 @@ from typing import Any, Iterable, Sequence
 
 from .errors import WanInputError
 from .models import (
-    EDIT, IMAGE_SYNTHESIS, INTERLEAVE, MODE_NAMES, SEED_MAX, SEQUENTIAL, TEXT_TO_IMAGE, ModelSpec, ModeSpec,
-    get_model, models_with_mode,
+    EDIT, IMAGE_SYNTHESIS, INTERLEAVE, MAX_IMAGES_ANY_PAGE, MODE_NAMES, SEED_MAX, SEQUENTIAL, TEXT_TO_IMAGE,
+    ModelSpec, ModeSpec, get_model, models_with_mode,
 )
 
 _SIZE_WH = re.compile(r"^\s*(\d+)\s*[*xX×]\s*(\d+)\s*$")
@@ -99,8 +102,8 @@ def check_size(spec: ModelSpec, mode: str, size: str | None) -> str | None:
     m = spec.mode(mode)
     parsed = parse_size(size)
     if isinstance(parsed, str):
-        if parsed in m.presets:
-            return parsed
+        if parsed in m.presets or not m.certain("presets"):
+            return parsed  # an unverified preset list: the service judges
         if parsed == "4K" and spec.name == "wan2.7-image-pro":
             raise WanInputError("size", "4K is only for wan2.7-image-pro text-to-image without input images "
                                         "and without sequential output; use 1K or 2K here")
@@ -114,12 +117,12 @@ def check_size(spec: ModelSpec, mode: str, size: str | None) -> str | None:
         raise WanInputError("size", f"{width}*{height} has a zero side")
     area = width * height
     lo, hi = m.area
-    if not lo <= area <= hi:
+    if m.certain("area") and not lo <= area <= hi:
         raise WanInputError(
             "size", f"{width}*{height} is {area} pixels; {spec.name} {MODE_NAMES[mode]} takes "
                     f"{_sq(lo)} to {_sq(hi)} pixels in total")
     aspect = max(width, height) / min(width, height)
-    if aspect > m.max_aspect + 1e-9:
+    if m.certain("max_aspect") and aspect > m.max_aspect + 1e-9:
         raise WanInputError(
             "size", f"{width}*{height} has aspect {aspect:.2f}:1; {spec.name} takes at most "
                     f"{_ratio(m.max_aspect)}")
@@ -351,7 +354,7 @@ def build_request(model: str, prompt: str, images: Iterable[InputImage | str] = 
 def _check_prompt(spec: ModelSpec, prompt: Any) -> None:
     if not isinstance(prompt, str) or not prompt.strip():
         raise WanInputError("prompt", "is empty; describe the picture or the edit you want")
-    if len(prompt) > spec.prompt_max:
+    if len(prompt) > spec.prompt_max and spec.certain("prompt_max"):
         cut = " (the service would silently cut the rest)" if spec.prompt_cut_by_server else ""
         raise WanInputError("prompt", f"has {len(prompt)} characters; {spec.name} reads at most "
                                       f"{spec.prompt_max}{cut}")
@@ -359,6 +362,9 @@ def _check_prompt(spec: ModelSpec, prompt: Any) -> None:
 
 def _check_image_count(spec: ModelSpec, mode: str, m: ModeSpec, count: int) -> None:
     lo, hi = m.images
+    if not m.certain("images_max") and hi > 0:
+        # No page states this model's maximum: refuse only what no page allows any model.
+        hi = max(hi, MAX_IMAGES_ANY_PAGE)
     if lo <= count <= hi:
         return
     what = MODE_NAMES[mode]
@@ -385,13 +391,14 @@ def _check_image(spec: ModelSpec, img: InputImage, index: int) -> None:
         raise WanInputError(name, "must be an http(s) URL or a data:image/...;base64 value")
     if img.width and img.height:
         w, h = img.width, img.height
-        if min(w, h) < lim.min_side or max(w, h) > lim.max_side:
+        if lim.certain("min_side") and lim.certain("max_side") and (min(w, h) < lim.min_side
+                                                                     or max(w, h) > lim.max_side):
             raise WanInputError(name, f"is {w}x{h} px; {spec.name} takes sides of {lim.min_side} to "
                                       f"{lim.max_side} px")
-        if lim.max_aspect and max(w, h) / min(w, h) > lim.max_aspect + 1e-9:
+        if lim.max_aspect and lim.certain("max_aspect") and max(w, h) / min(w, h) > lim.max_aspect + 1e-9:
             raise WanInputError(name, f"is {w}x{h} px (aspect {max(w, h) / min(w, h):.2f}:1); {spec.name} "
                                       f"takes aspect {_ratio(lim.max_aspect)}")
-    if img.nbytes is not None and img.nbytes > lim.max_bytes:
+    if img.nbytes is not None and img.nbytes > lim.max_bytes and lim.certain("max_bytes"):
         raise WanInputError(name, f"is {img.nbytes / 2**20:.1f} MB; {spec.name} takes at most "
                                   f"{lim.max_bytes // 2**20} MB per picture")
 
@@ -421,7 +428,8 @@ def _check_unsupported(spec: ModelSpec, mode: str, m: ModeSpec, p: Params, image
     if (p.negative_prompt or "").strip():
         if "negative_prompt" not in m.params:
             raise WanInputError("negative_prompt", f"{what} has no negative prompt; leave it empty")
-        if spec.negative_prompt_max and len(p.negative_prompt) > spec.negative_prompt_max:
+        if (spec.negative_prompt_max and spec.certain("negative_prompt_max")
+                and len(p.negative_prompt) > spec.negative_prompt_max):
             raise WanInputError("negative_prompt", f"has {len(p.negative_prompt)} characters; {spec.name} reads "
                                                    f"at most {spec.negative_prompt_max}")
     if p.prompt_extend is not None and "prompt_extend" not in m.params:
