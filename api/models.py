@@ -349,16 +349,18 @@ def _region_list(regions: tuple[str, ...]) -> str:
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
-def transport_summary(models: tuple[str, ...] | list[str] | None = None) -> str:
-    """What each model (and mode) may go by, for tooltips and the README."""
+def transport_summary(models: tuple[str, ...] | list[str] | None = None, mode: str | None = None) -> str:
+    """What each model (and mode; only `mode` if given) may go by, for tooltips and the README."""
     parts = []
     for name in models or MODEL_NAMES:
         spec = MODELS[name]
-        per_mode = {mode: m.transports for mode, m in spec.modes.items()}
+        per_mode = {md: m.transports for md, m in spec.modes.items() if mode is None or md == mode}
+        if not per_mode:
+            continue
         if len(set(per_mode.values())) == 1:
             parts.append(f"{name}: {', '.join(next(iter(per_mode.values())))}")
         else:
-            parts.append(f"{name}: " + "; ".join(f"{MODE_NAMES[mode]} {', '.join(t)}" for mode, t in per_mode.items()))
+            parts.append(f"{name}: " + "; ".join(f"{MODE_NAMES[md]} {', '.join(t)}" for md, t in per_mode.items()))
     return ". ".join(parts)
 
 

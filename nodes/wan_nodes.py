@@ -14,7 +14,9 @@ from comfy_api.latest import io
 
 from ..api import MODELS, WanInputError, build_request, errors, get_model
 from ..api.encoding import encode_images, to_uint8_rgb
-from ..api.models import EDIT, INTERLEAVE, SEQUENTIAL, TEXT_TO_IMAGE, models_with_mode
+from ..api.models import (
+    EDIT, INTERLEAVE, SEQUENTIAL, TEXT_TO_IMAGE, models_with_mode, region_summary, transport_summary,
+)
 from ..api.request import Params, WanRequest, parse_boxes
 from . import runner
 from .tensors import image_batches, mask_batch, mask_regions, to_image_tensor
@@ -79,17 +81,24 @@ def image_inputs(count: int, required: int) -> list[io.Image.Input]:
             for i, name in enumerate(image_input_names(count))]
 
 
-def common_tail(with_format: bool = True) -> list[Any]:
+def common_tail(with_format: bool = True, mode: str | None = None) -> list[Any]:
+    # Which regions and transports apply is generated from the model table (api/models.py), for the models
+    # of this node's mode, so the tooltips cannot drift from the rules that refuse the rest.
+    names = list(models_with_mode(mode)) if mode else None
     items: list[Any] = [
         io.Boolean.Input("watermark", default=False, optional=True,
                          tooltip="Add the 'AI生成' (AI-generated) mark at the bottom right."),
         io.Combo.Input("region", options=REGIONS, default="default", optional=True,
-                       tooltip="Where requests go: Singapore, Virginia or Beijing (keys are per region). "
-                               "'default' uses DASHSCOPE_REGION, else Singapore. DASHSCOPE_HTTP_BASE_URL "
-                               "overrides both. The key itself comes from DASHSCOPE_API_KEY, never from a widget."),
+                       tooltip="Where requests go (keys are per region). Offered, per the vendor's pages: "
+                               f"{region_summary(names)}; another region is refused before sending. 'default' "
+                               "uses DASHSCOPE_REGION, else Singapore. DASHSCOPE_HTTP_BASE_URL overrides both "
+                               "(then that endpoint decides). The key itself comes from DASHSCOPE_API_KEY, "
+                               "never from a widget."),
         io.Combo.Input("transport", options=TRANSPORTS, default="auto", optional=True,
-                       tooltip="auto: an async task (interruptible; a cut connection loses nothing) or a stream "
-                               "for interleaved output. sync: one long request. stream: server-sent events."),
+                       tooltip="auto: the first of the model's transports (an async task: interruptible, a cut "
+                               "connection loses nothing; a stream for interleaved output). sync: one long "
+                               "request. stream: server-sent events. Documented, per model: "
+                               f"{transport_summary(names, mode)}; anything else is refused before sending."),
     ]
     if with_format:
         items.append(io.Combo.Input("input_format", options=FORMATS, default="auto", optional=True,
@@ -236,7 +245,7 @@ class WanImageEdit(io.ComfyNode):
                                  tooltip="Edit each picture of the `image` batch in a request of its own (the "
                                          "pictures of image_2... go with every one), all at once: e.g. the "
                                          "same edit on every frame. Results come back in order."),
-                *common_tail(),
+                *common_tail(mode=EDIT),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
@@ -289,7 +298,7 @@ class WanTextToImage(io.ComfyNode):
                                  tooltip="Reason about the prompt before drawing: better pictures, slower."),
                 io.String.Input("color_palette", multiline=False, default="", optional=True,
                                 tooltip=PALETTE_TOOLTIP),
-                *common_tail(with_format=False),
+                *common_tail(with_format=False, mode=TEXT_TO_IMAGE),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
@@ -322,7 +331,7 @@ class WanSequential(io.ComfyNode):
                 size_input("2K", "1K or 2K (4K is not offered for sets), or W*H with 768*768 to 2048*2048 "
                                  "pixels, aspect 1:8 to 8:1."),
                 seed_input(),
-                *common_tail(),
+                *common_tail(mode=SEQUENTIAL),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
@@ -358,7 +367,7 @@ class WanInterleave(io.ComfyNode):
                 seed_input(),
                 io.String.Input("negative_prompt", multiline=True, default="", optional=True,
                                 tooltip="What to avoid (at most 500 characters)."),
-                *common_tail(),
+                *common_tail(mode=INTERLEAVE),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
@@ -402,7 +411,7 @@ class WanBBox(io.ComfyNode):
                 seed_input(),
                 io.String.Input("color_palette", multiline=False, default="", optional=True,
                                 tooltip=PALETTE_TOOLTIP),
-                *common_tail(),
+                *common_tail(mode=EDIT),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
