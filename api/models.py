@@ -170,7 +170,7 @@ _WAN27_REGIONS = ("beijing", "singapore")
 _WAN26_REGIONS = ("singapore", "virginia", "beijing")
 # seed 003 line 17: "Wilayah Beijing dan Singapura memiliki Kunci API dan titik akhir permintaan yang terpisah",
 # endpoints at lines 22-23.
-_WAN25_REGIONS = ("singapore", "beijing")
+_WAN25_REGIONS = ("beijing", "singapore")
 
 
 def _wan27(name: str, *, pro: bool) -> ModelSpec:
