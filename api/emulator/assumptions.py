@@ -101,6 +101,28 @@ _TABLE = [
         "Which of the two forms (and which HTTP status) the real service uses for a task query.",
     ),
     Assumption(
+        "missing_async_header",
+        "An async creation without X-DashScope-Async: enable answers HTTP 403 AccessDenied with the message "
+        "'current user api does not support synchronous calls'.",
+        "seed 001 line 661: '缺少此请求头将报错:“current user api does not support synchronous calls”'; seed 000 "
+        "line 44 and seed 003 line 32 say the same.",
+        "The HTTP status and the code (the pages quote only the message).",
+    ),
+    Assumption(
+        "interleave_needs_stream",
+        "wan2.6 interleave on the sync endpoint without streaming answers 400 InvalidParameter.",
+        "seed 000 line 14: 'Output teks-gambar interleaved (hanya streaming)'; seed 002 line 13 '圖文混排(僅支援流式)'.",
+        "What the service answers instead (status, code, message).",
+    ),
+    Assumption(
+        "wrong_key",
+        "A missing key answers 401 InvalidApiKey 'No API-key provided.'; a key the emulator was not given "
+        "(--api-key) answers 401 InvalidApiKey 'Invalid API-key provided.'. Without --api-key any key is taken.",
+        "seed 001 lines 904-908: {\"code\": \"InvalidApiKey\", \"message\": \"No API-key provided.\"}; seed 001 "
+        "line 38: keys of another region fail ('跨地域调用将导致鉴权失败').",
+        "The message for a wrong (not a missing) key, and the status (401 is the reference's).",
+    ),
+    Assumption(
         "cancel_not_pending",
         "Canceling a task that is not PENDING (or does not exist) answers 400 UnsupportedOperation.",
         "seed 003 line 227: 'Hanya tugas dalam status PENDING yang dapat dibatalkan' (only PENDING tasks can "

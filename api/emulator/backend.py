@@ -232,6 +232,7 @@ class Backend:
     # ---- auth ----------------------------------------------------------------------------------------------
 
     def check_auth(self, header: str | None) -> None:
+        # ASSUMPTIONS["wrong_key"]
         if not header or not header.startswith("Bearer ") or not header[7:].strip():
             raise ServiceError(401, "InvalidApiKey", "No API-key provided.")
         key = header[7:].strip()
@@ -343,6 +344,7 @@ class Backend:
             return view
 
     def cancel(self, task_id: str) -> None:
+        # ASSUMPTIONS["cancel_not_pending"]
         with self.lock:
             task = self.tasks.get(task_id)
             if task is None:

@@ -45,6 +45,7 @@ class Rules:
     negative_max: int | None = None
 
 
+# wan2.6 and wan2.5 numbers: the reference's, unverified (ASSUMPTIONS["reference_limits"] in assumptions.py).
 SERVICE_MODELS: dict[str, Rules] = {
     "wan2.7-image-pro": Rules("multimodal", 5000, True, (240, 8000), 8.0, 20),
     "wan2.7-image": Rules("multimodal", 5000, True, (240, 8000), 8.0, 20),

@@ -188,10 +188,11 @@ class _Handler(BaseHTTPRequestHandler):
         # (api.comfy.org's proxy adds the async header itself; its callers do not send it.)
         if path in (ASYNC, SYNTHESIS) and not self.via_proxy and \
                 self.headers.get("X-DashScope-Async", "").lower() != "enable":
+            # ASSUMPTIONS["missing_async_header"]
             raise ServiceError(403, "AccessDenied", "current user api does not support synchronous calls")
         fetch = self.server.fetch_url
         job = validate_synthesis(body, fetch_url=fetch) if path == SYNTHESIS else validate_multimodal(body, fetch_url=fetch)
-        if job.kind == "interleave" and path == SYNC and not stream:
+        if job.kind == "interleave" and path == SYNC and not stream:  # ASSUMPTIONS["interleave_needs_stream"]
             raise bad("The interleaved text-and-image output (enable_interleave=true) only supports streaming "
                       "output; set the header X-DashScope-Sse: enable")
         as_json = stream and fault is not None and fault.kind == "stream_as_json"
