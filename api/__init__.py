@@ -10,7 +10,7 @@ The emulator of the service (for tests and for building graphs offline) is `pyth
 This module is the public surface: import from `api`, not from its submodules.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import errors
 from .calls import PollSchedule

@@ -12,7 +12,6 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Iterable, Sequence
 
 from .errors import WanInputError
@@ -56,14 +55,11 @@ class WanRequest:
     max_billable_images: int
     transports: tuple[str, ...]
 
-    @cached_property
-    def fingerprint_digest(self) -> str:
-        """A stable id of what is asked: model, every parameter, the input pictures, the seed. Pictures enter
-        as their sha256 (hashlib releases the GIL; dumping megabytes of base64 as JSON would not)."""
-        return hashlib.sha256(canonical_json(_digest_images(self.body)).encode()).hexdigest()
-
     def fingerprint(self) -> str:
-        return self.fingerprint_digest
+        """A stable id of what is asked: model, every parameter, the input pictures, the seed. Pictures enter
+        as their sha256 (hashlib releases the GIL; dumping megabytes of base64 as JSON would not). Computed
+        anew each time: `body` is a dict a script may still change."""
+        return hashlib.sha256(canonical_json(_digest_images(self.body)).encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
         """The body with images shortened to their size and digest: safe and small enough to log."""
@@ -87,7 +83,7 @@ def _digest_images(value: Any) -> Any:
     if isinstance(value, list):
         return [_digest_images(v) for v in value]
     if _is_data_uri(value):
-        return "sha256:" + hashlib.sha256(value.encode("ascii", "surrogateescape")).hexdigest()
+        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
     return value
 
 
@@ -95,7 +91,7 @@ def json_bytes(body: Any) -> bytes:
     """A request body as JSON bytes, built so that no single call holds the GIL for long: the input pictures
     (megabytes of base64 each, which need no escaping) are spliced in as bytes around a small JSON skeleton.
     json.dumps over the whole body would freeze every other thread, ComfyUI's event loop included, for
-    about a second on nine 2048-px pictures."""
+    about a second on nine 2048-px pictures. A string that would need escaping goes through json.dumps."""
     parts: list[bytes] = []
     token = f"wan-splice-{uuid.uuid4().hex}-"
 
@@ -104,22 +100,22 @@ def json_bytes(body: Any) -> bytes:
             return {k: swap(v) for k, v in value.items()}
         if isinstance(value, list):
             return [swap(v) for v in value]
+        # (isascii is O(1) on a str; isprintable rules out control characters; each check is one short C
+        # call per picture, so the GIL is free between pictures.)
         if _is_data_uri(value) and value.isascii() and value.isprintable() and '"' not in value \
                 and "\\" not in value:
             parts.append(value.encode("ascii"))
             return f"{token}{len(parts) - 1}"
         return value
 
-    skeleton = json.dumps(swap(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    skeleton = json.dumps(swap(body), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
     if not parts:
         return skeleton
-    out: list[bytes] = []
     pieces = skeleton.split(token.encode("ascii"))
-    out.append(pieces[0])
+    out = [pieces[0]]
     for piece in pieces[1:]:
         index, _, rest = piece.partition(b'"')
-        out.append(parts[int(index)])
-        out.append(b'"' + rest)
+        out += [parts[int(index)], b'"', rest]
     return b"".join(out)
 
 

@@ -526,14 +526,17 @@ class WanColorPalette(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image: Any, colors: int = 8) -> io.NodeOutput:
-        import torch
+    async def execute(cls, image: Any, colors: int = 8) -> io.NodeOutput:
+        def work() -> io.NodeOutput:
+            import torch
 
-        pictures = image_batches([("image", image)])
-        rgb = to_uint8_rgb(pictures[0][1], "image")
-        palette = palette_from_pixels(rgb, colors)
-        strip = torch.from_numpy(swatches(palette)).float().div(255).unsqueeze(0)
-        return io.NodeOutput(json.dumps(palette), strip)
+            pictures = image_batches([("image", image)])
+            rgb = to_uint8_rgb(pictures[0][1], "image")
+            palette = palette_from_pixels(rgb, colors)
+            strip = torch.from_numpy(swatches(palette)).float().div(255).unsqueeze(0)
+            return io.NodeOutput(json.dumps(palette), strip)
+
+        return await runner.in_thread(work)   # a big reference picture must not hold up the event loop
 
 
 NODES = [WanImageEdit, WanTextToImage, WanSequential, WanInterleave, WanBBox, WanPromptList, WanColorPalette]

@@ -76,7 +76,8 @@ def test_every_node_loads_with_its_fixed_inputs(comfy):
     # ComfyUI's import-times line for the pack.
     match = re.search(r"^\s*([\d.]+) seconds.*comfyui-wan-image\s*$", comfy.log(), re.M)
     assert match, "the pack is missing from ComfyUI's import times"
-    assert float(match.group(1)) < 0.2
+    # ComfyUI prints 0.0 here; the bound only catches an import gone badly wrong (the benchmark measures it).
+    assert float(match.group(1)) < 1.0
     assert "Traceback" not in comfy.log().split("comfyui-wan-image")[0].split("Import times")[-1]
 
 
