@@ -106,7 +106,7 @@ def render_sheet(row_labels: Sequence[str], column_labels: Sequence[str], cells:
     """cells[row][column]; a picture is scaled (Lanczos) so its longest side is `cell` pixels."""
     rows, cols = len(cells), max((len(r) for r in cells), default=0)
     pad = max(8, cell // 16)
-    head_size, text_size = max(16, cell // 12), max(13, cell // 17)
+    head_size, text_size = max(16, cell // 11), max(13, cell // 15)
     everything = " ".join([title, *row_labels, *column_labels, *(line for r in cells for c in r if c
                                                                  for line in c.caption)])
     cjk = _needs_cjk(everything)
