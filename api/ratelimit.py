@@ -8,7 +8,7 @@ import os
 import threading
 import time
 
-from .errors import Interrupted
+from .waiting import pause, until
 
 ENV_TASK_QPS = "WAN_TASK_QUERY_QPS"
 # Below the service's ~20/s so that another client of the same account (a script, the console) has room.
@@ -37,10 +37,7 @@ class TokenBucket:
     def acquire(self, cancel: threading.Event | None = None) -> float:
         wait = self._reserve()
         if wait > 0:
-            if cancel is None:
-                time.sleep(wait)
-            elif cancel.wait(wait):
-                raise Interrupted("stopped by the user")
+            pause(wait, cancel, "waiting for a turn to query the task (WAN_TASK_QUERY_QPS)")
         return wait
 
 
@@ -77,6 +74,5 @@ def generation_slots(base_url: str, key_fingerprint: str) -> threading.BoundedSe
 
 
 def acquire_slot(slots: threading.BoundedSemaphore, cancel: threading.Event | None) -> None:
-    while not slots.acquire(timeout=0.1):
-        if cancel is not None and cancel.is_set():
-            raise Interrupted("stopped by the user while waiting for a free generation slot; nothing was sent")
+    until(lambda timeout: slots.acquire(timeout=timeout), cancel,
+          "waiting for a free generation slot; nothing was sent")

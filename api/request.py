@@ -37,7 +37,6 @@ class InputImage:
     height: int | None = None
     nbytes: int | None = None
     source_size: tuple[int, int] | None = None
-    digest: str | None = None   # sha256 of the sent bytes (fingerprints, caches)
 
     @property
     def is_url(self) -> bool:
@@ -422,11 +421,6 @@ def _check_image_count(spec: ModelSpec, mode: str, m: ModeSpec, count: int) -> N
         raise WanInputError("image", f"{spec.name} {what} takes no input image; got {count}")
     raise WanInputError("image", f"{spec.name} {what} takes at most {hi} input image{'s' if hi > 1 else ''}; "
                                  f"got {count}")
-
-
-def image_input_name(index: int) -> str:
-    """The node input a picture came from, in the order the service sees them: image, image_2, ..."""
-    return "image" if index == 1 else f"image_{index}"
 
 
 def _check_image(spec: ModelSpec, img: InputImage, index: int) -> None:

@@ -31,6 +31,7 @@ from . import __version__
 from .config import Endpoint
 from .errors import Interrupted, WanAPIError, WanConnectionError, WanTimeoutError, api_error
 from .secrets import ApiKey, get_logger, redact
+from .waiting import pause
 
 log = get_logger("wan.transport")
 
@@ -161,13 +162,6 @@ def _retry_after(response: requests.Response) -> float | None:
             return None
 
 
-def sleep_or_interrupt(seconds: float, cancel: threading.Event | None) -> None:
-    if cancel is None:
-        time.sleep(seconds)
-    elif cancel.wait(seconds):
-        raise Interrupted("stopped by the user while waiting to retry")
-
-
 # ---- the transport ----------------------------------------------------------------------------------------
 
 OnRetry = Callable[[int, float, str], None]
@@ -192,6 +186,9 @@ class Transport:
         if extra:
             h.update(extra)
         return h
+
+    def close(self) -> None:
+        self.session.close()
 
     def request(self, method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
                 billable: bool, read_timeout: float, stream: bool = False,
@@ -218,7 +215,7 @@ class Transport:
                     log.info("%s %s: %s; retrying in %.1f s", method, path, _describe(exc), wait)
                     if on_retry:
                         on_retry(attempt, wait, _describe(exc))
-                    sleep_or_interrupt(wait, cancel)
+                    pause(wait, cancel, "waiting to retry")
                     continue
                 raise self._connection_error(exc, failure, billable, attempt) from None
             if response.status_code < 300:
@@ -234,7 +231,7 @@ class Transport:
                          error.code, wait)
                 if on_retry:
                     on_retry(attempt, wait, f"HTTP {response.status_code} {error.code or ''}".strip())
-                sleep_or_interrupt(wait, cancel)
+                pause(wait, cancel, "waiting to retry")
                 continue
             raise error
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from api import MODELS, build_request, encode_image, errors
+from api import MODELS, build_request, encode_image, errors, describe
 from api.store import ResultCache, Store
 from apitest import make_client, photo
 
@@ -35,7 +35,7 @@ def test_an_unchanged_request_is_answered_from_the_cache_with_no_request(emulato
     # A new client on the same folder: what a ComfyUI restart looks like.
     again = make_client(emulator, store=Store(tmp_path)).generate(edit())
     assert len(emulator.backend.log) == before, "a cached answer must send nothing"
-    assert again.from_cache and again.info()["cached"] and again.info()["images_billed_this_run"] == 0
+    assert again.from_cache and describe(again)["cached"] and describe(again)["images_billed_this_run"] == 0
     assert [a.data for a in again.images] == [b.data for b in first.images]
     assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(again.images, first.images))
     # A new seed is a new request.
@@ -128,10 +128,11 @@ def test_cost_is_estimated_where_a_price_is_known(emulator, tmp_path, monkeypatc
     assert estimate("wan2.6-image", "beijing", 3) is None, "no price is invented"
     monkeypatch.setenv("WAN_PRICES", '{"wan2.7-image": {"amount": 0.03, "currency": "USD"}}')
     result = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=77))
-    info = result.info()
+    info = describe(result)
     assert info["cost_estimate"] == {"images": 2, "unit_price": 0.03, "currency": "USD", "total": 0.06,
                                      "source": "WAN_PRICES"}
-    again = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=77)).info()
+    again = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=77))
+    again = describe(again)
     assert again["cost_estimate"]["total"] == 0 and again["images_billed_this_run"] == 0
 
 

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import requests
 import torch
 from PIL import Image
 
@@ -182,7 +183,7 @@ def test_the_event_loop_keeps_running_while_nodes_wait(emulator):
     assert elapsed < 2 * 1.7, f"four nodes ran one after another ({elapsed:.1f} s)"
 
 
-def test_per_image_sends_one_request_per_picture_concurrently(emulator):
+def test_per_image_sends_one_request_per_picture_concurrently_and_keeps_their_order(emulator):
     emulator.backend.configure(queue_time=0.1, service_time=1.0)
     batch = torch.rand((4, 256, 320, 3))
     started = time.monotonic()
@@ -191,11 +192,20 @@ def test_per_image_sends_one_request_per_picture_concurrently(emulator):
                                                                image=batch, image_2=img(256, 256))))
     elapsed = time.monotonic() - started
     created_ = created(emulator)
-    assert len(created_) == 4 and images.shape[0] == 4 and len(info) == 4
+    assert len(created_) == 4 and images.shape[0] == 4
     assert all(len(e["images"]) == 2 for e in created_), "image_2 goes with every picture"
-    firsts = sorted(int(np.asarray(Image.open(io.BytesIO(e["images"][0].data))).sum()) for e in created_)
-    expect = sorted(int(np.floor(batch[i].numpy() * 255 + 0.5).astype(np.uint8).sum()) for i in range(4))
-    assert firsts == expect
+    # ONE info object; its requests, and the output pictures, in the order of the batch.
+    assert isinstance(info, dict) and info["per_image"] is True and len(info["requests"]) == 4
+    assert info["images_billed_this_run"] == 4
+    by_task = {e["task_id"]: e for e in created_}
+    for i, request in enumerate(info["requests"]):
+        sent = decoded(by_task[request["task_id"]])[0]
+        expect = np.floor(batch[i].numpy() * 255 + 0.5).astype(np.uint8)
+        assert np.array_equal(sent, expect), f"request {i} did not carry picture {i} of the batch"
+        served = np.asarray(Image.open(io.BytesIO(requests.get(request["results"][0]["url"], timeout=10).content))
+                            .convert("RGB"))
+        got = np.floor(images[i].numpy() * 255 + 0.5).astype(np.uint8)
+        assert np.array_equal(got, served), f"output picture {i} is not the result of request {i}"
     assert elapsed < 2 * 1.1 + 1.0, f"4 requests ran one after another ({elapsed:.1f} s)"
 
 
