@@ -149,7 +149,7 @@ def test_a_refused_input_is_an_execution_error_and_nothing_is_sent(comfy, emulat
     # What only the pictures decide (here: 4 pictures for wan2.5's 3) is refused when the node runs;
     # widget-only mistakes are refused earlier, when the graph is queued (test_queue_validation.py).
     picture = upload_array(comfy, np.full((400, 400, 3), 90, np.uint8))
-    g = graph("WanImageEdit", {"model": "wan2.5-i2i-preview", "prompt": "x", "n": 1, "seed": 99},
+    g = graph("WanImageEdit", {"model": "wan2.5-i2i-preview", "prompt": "x", "n": 1, "size": "auto", "seed": 99},
               loads={"image": ("1", picture)})
     g["2"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 4}}
     g["10"]["inputs"]["image"] = ["2", 0]
