@@ -9,8 +9,9 @@ ComfyUI 0.3.75 calls a V3 node's `validate_inputs` while validating `POST /promp
   take here we must check ourselves (api/ does: unknown model, n range, ...);
 - a returned string refuses the graph: 400 with `node_errors[<node id>]`, one "custom_validation_failed"
   entry per input the method names (`details` = "<input> - <our string>", `extra_info.input_name`);
-- a raised exception is reported without the input's name (and, since a Wan node is never an output node,
-  against the downstream node's input), so we return the message instead of raising.
+- a raised exception is caught by the node that links to ours (a Wan node is never an output node) and
+  reported as "exception_during_inner_validation" with a traceback and the *downstream* input's name (e.g.
+  SaveImage's `images`), so we return the message instead of raising.
 
 The rules are api/'s (`check_settings`, the same checks `build_request` runs before sending); this module
 only maps widget values to them and their WanInputError to the line ComfyUI shows. What needs the pictures

@@ -141,6 +141,13 @@ def test_linked_inputs_are_left_to_the_run():
     assert T.validate_inputs(model="wan2.7-image", prompt=None, size="4K").startswith("size: ")
 
 
+def test_options_comfyui_no_longer_checks_are_checked_here():
+    """ComfyUI skips its own option check for an input validate_inputs takes (model, region, transport)."""
+    assert T.validate_inputs(model="wan2.6-image", prompt="x").startswith("model: ")
+    assert E.validate_inputs(model="wan2.7-image", prompt="x", transport="pigeon").startswith("transport: ")
+    assert I.validate_inputs(model="wan2.6-image", prompt="x", region="mars").startswith("region: ")
+
+
 def test_combinations_no_node_can_express_are_refused_by_the_client(emulator):
     """thinking_mode with images and a palette with sequential output: the nodes cannot even ask for these
     (no thinking_mode on editing nodes, no palette on WanSequential); the client refuses them too."""
