@@ -30,6 +30,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from . import __version__
 from .config import Endpoint
 from .errors import Interrupted, WanAPIError, WanConnectionError, WanTimeoutError, api_error
+from .request import json_bytes
 from .secrets import ApiKey, get_logger, redact
 from .waiting import pause
 
@@ -195,6 +196,7 @@ class Transport:
                 cancel: threading.Event | None = None, on_retry: OnRetry | None = None) -> requests.Response:
         """One logical request with retries. Returns a 2xx response; raises a WanError otherwise."""
         url = self.endpoint.url(path)
+        payload = None if json_body is None else json_bytes(json_body)
         attempt = 0
         while True:
             attempt += 1
@@ -204,7 +206,7 @@ class Transport:
             _wire.body_sent = False
             try:
                 response = self.session.request(
-                    method, url, json=json_body, headers=self.headers(headers), stream=stream,
+                    method, url, data=payload, headers=self.headers(headers), stream=stream,
                     timeout=(self.timeouts.connect, read_timeout), allow_redirects=False,
                 )
             except requests.RequestException as exc:

@@ -157,3 +157,30 @@ def test_a_failed_task_is_not_offered_again(emulator, tmp_path):
     assert [e.state for e in Store(tmp_path).journal.entries()] == ["failed"]
     make_client(emulator, store=Store(tmp_path)).generate(edit(seed=92))
     assert creations(emulator) == 2
+
+
+def test_a_failed_cache_write_leaves_no_temporary_folder(tmp_path):
+    cache = ResultCache(tmp_path, max_bytes=10**9)
+    with pytest.raises(TypeError):
+        cache.put("abc123", {"urls": []}, [b"x" * 100, object()])  # the second file cannot be written
+    assert list(tmp_path.iterdir()) == [], "a half-written temporary folder was left behind"
+
+
+def test_eviction_counts_and_clears_temporary_folders(tmp_path):
+    import os
+
+    cache = ResultCache(tmp_path, max_bytes=3000)
+    stale = tmp_path / ".dead.1.2.tmp"
+    stale.mkdir()
+    (stale / "0.png").write_bytes(b"x" * 5000)
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".busy.3.4.tmp"
+    fresh.mkdir()
+    (fresh / "0.png").write_bytes(b"x" * 2000)
+    cache.put("aaa", {"urls": []}, [b"y" * 500])
+    cache.put("bbb", {"urls": []}, [b"z" * 500])
+    assert not stale.exists(), "a temporary folder left by a dead write is never cleared"
+    # The write in progress counts: its 2000 bytes, two results and their meta.json files pass 3000, so the
+    # older result goes.
+    assert fresh.exists() and not (tmp_path / "aaa").exists() and (tmp_path / "bbb").exists()
