@@ -18,6 +18,7 @@ from ..api import (
     to_uint8_rgb, transport_summary,
 )
 from . import runner
+from .validation import queue_check
 from .tensors import image_batches, mask_batch, mask_regions, to_image_tensor
 
 CATEGORY = "api node/image/Wan (DashScope)"
@@ -262,6 +263,13 @@ class WanImageEdit(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, model: str | None = None, prompt: str | None = None, n: int = 1, size: str = "auto",
+                        negative_prompt: str = "", color_palette: str = "", region: str = "default",
+                        transport: str = "auto") -> bool | str:
+        return queue_check(model, EDIT, prompt, n=n, size=size, negative_prompt=negative_prompt or None,
+                           color_palette=palette_value(color_palette), region=region, transport=transport)
+
+    @classmethod
     async def execute(cls, model: str, prompt: str, n: int = 1, size: str = "auto", seed: int = 0,
                       negative_prompt: str = "", prompt_extend: bool = True, color_palette: str = "",
                       per_image: bool = False, watermark: bool = False, region: str = "default",
@@ -312,6 +320,12 @@ class WanTextToImage(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, model: str | None = None, prompt: str | None = None, n: int = 1, size: str = "2K",
+                        color_palette: str = "", region: str = "default", transport: str = "auto") -> bool | str:
+        return queue_check(model, TEXT_TO_IMAGE, prompt, n=n, size=size, color_palette=palette_value(color_palette),
+                           region=region, transport=transport)
+
+    @classmethod
     async def execute(cls, model: str, prompt: str, n: int = 1, size: str = "2K", seed: int = 0,
                       thinking_mode: bool = True, color_palette: str = "", watermark: bool = False,
                       region: str = "default", transport: str = "auto") -> io.NodeOutput:
@@ -343,6 +357,11 @@ class WanSequential(io.ComfyNode):
             outputs=outputs(),
             hidden=HIDDEN,
         )
+
+    @classmethod
+    def validate_inputs(cls, model: str | None = None, prompt: str | None = None, n: int = 4, size: str = "2K",
+                        region: str = "default", transport: str = "auto") -> bool | str:
+        return queue_check(model, SEQUENTIAL, prompt, n=n, size=size, region=region, transport=transport)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, n: int = 4, size: str = "2K", seed: int = 0,
@@ -378,6 +397,13 @@ class WanInterleave(io.ComfyNode):
             outputs=outputs(),
             hidden=HIDDEN,
         )
+
+    @classmethod
+    def validate_inputs(cls, model: str | None = None, prompt: str | None = None, max_images: int = 3,
+                        size: str = "1280*1280", negative_prompt: str = "", region: str = "default",
+                        transport: str = "auto") -> bool | str:
+        return queue_check(model, INTERLEAVE, prompt, n=1, max_images=max_images, size=size,
+                           negative_prompt=negative_prompt or None, region=region, transport=transport)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, max_images: int = 3, size: str = "1280*1280", seed: int = 0,
@@ -422,6 +448,14 @@ class WanBBox(io.ComfyNode):
             outputs=outputs(),
             hidden=HIDDEN,
         )
+
+    @classmethod
+    def validate_inputs(cls, model: str | None = None, prompt: str | None = None, boxes: str = "", n: int = 1,
+                        size: str = "auto", color_palette: str = "", region: str = "default",
+                        transport: str = "auto") -> bool | str:
+        # Boxes from masks, and whether each typed box lies inside its picture, are checked when it runs.
+        return queue_check(model, EDIT, prompt, boxes=boxes, n=n, size=size,
+                           color_palette=palette_value(color_palette), region=region, transport=transport)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, boxes: str = "", n: int = 1, size: str = "auto", seed: int = 0,
@@ -534,14 +568,17 @@ class WanColorPalette(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image: Any, colors: int = 8) -> io.NodeOutput:
-        import torch
+    async def execute(cls, image: Any, colors: int = 8) -> io.NodeOutput:
+        def work() -> io.NodeOutput:
+            import torch
 
-        pictures = image_batches([("image", image)])
-        rgb = to_uint8_rgb(pictures[0][1], "image")
-        palette = palette_from_pixels(rgb, colors)
-        strip = torch.from_numpy(swatches(palette)).float().div(255).unsqueeze(0)
-        return io.NodeOutput(json.dumps(palette), strip)
+            pictures = image_batches([("image", image)])
+            rgb = to_uint8_rgb(pictures[0][1], "image")
+            palette = palette_from_pixels(rgb, colors)
+            strip = torch.from_numpy(swatches(palette)).float().div(255).unsqueeze(0)
+            return io.NodeOutput(json.dumps(palette), strip)
+
+        return await runner.in_thread(work)   # a big reference picture must not hold up the event loop
 
 
 NODES = [WanImageEdit, WanTextToImage, WanSequential, WanInterleave, WanBBox, WanPromptList, WanColorPalette]

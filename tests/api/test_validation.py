@@ -295,3 +295,38 @@ def test_boxes_follow_a_resized_picture():
     assert (small.width, small.height) == (480, 240)
     req = edit("wan2.7-image", "x", [small], bbox_list=[[[10, 20, 110, 70]]])
     assert req.body["parameters"]["bbox_list"] == [[[24, 48, 264, 168]]]
+
+
+SETTINGS_ONLY = [
+    # (model, mode, prompt, settings): refused by check_settings (queue time) and build_request alike
+    ("wan2.7-image", "edit", "x", {"size": "99999*2"}),
+    ("wan2.7-image", "t2i", "x", {"size": "4K"}),
+    ("wan2.7-image", "t2i", "x", {"color_palette": PALETTE[:2] + [{"hex": "#B5C8DB", "ratio": "10.00%"}]}),
+    ("wan2.7-image", "edit", "x", {"negative_prompt": "blurry"}),
+    ("wan2.7-image", "sequential", "x", {"n": 13}),
+    ("wan2.6-image", "interleave", "x", {"max_images": 6}),
+    ("wan2.6-image", "edit", "x", {"color_palette": PALETTE}),
+    ("wan2.7-image", "edit", "", {}),
+    ("wan2.7-image", "edit", "x", {"bbox_list": [[[0, 0, 5, 5], [5, 5, 9, 9], [1, 1, 2, 2]]]}),
+    ("wan2.7-image", "edit", "x", {"bbox_list": [[[9, 0, 5, 5]]]}),
+    ("wan2.7-image", "edit", "x", {"bbox_list": [[[-1, 0, 5, 5]]]}),
+]
+
+
+@pytest.mark.parametrize("model,mode,prompt,settings", SETTINGS_ONLY)
+def test_settings_are_checked_by_one_function_before_and_when_building(model, mode, prompt, settings):
+    from api.request import Params, check_settings
+
+    with pytest.raises(WanInputError) as early:
+        check_settings(model, mode, prompt, Params(**settings))
+    images = [img(model)] * (0 if mode in ("t2i", "sequential", "interleave") else len(settings.get("bbox_list", [1])))
+    with pytest.raises(WanInputError) as late:
+        build_request(model, prompt, images, mode=mode, **settings)
+    assert (early.value.param, early.value.limit) == (late.value.param, late.value.limit)
+
+
+def test_settings_not_known_yet_are_left_to_the_builder():
+    from api.request import Params, check_settings
+
+    check_settings("wan2.7-image", "edit", None, Params())  # a linked prompt, every setting at its default
+    check_settings("wan2.7-image", "edit", "x", Params(bbox_list=[[], [[0, 0, 10, 10]]]))  # pictures unknown

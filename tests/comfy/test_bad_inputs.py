@@ -1,9 +1,11 @@
 """The bad-input catalogue, through the nodes: every case is refused before any request, and the error
-names the input and the limit. The emulator's own log proves nothing was sent."""
+names the input and the limit. The emulator's own log proves nothing was sent. What the widget values alone
+decide is refused earlier still, when the graph is queued (the nodes' validate_inputs)."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import pytest
 import torch
@@ -162,6 +164,47 @@ def test_virginia_with_an_endpoint_override_is_the_endpoints_call(emulator):
     assert images.shape[0] == 1 and len(emulator.backend.log) >= 1
 
 
+# Not refused by validate_inputs, and why: what only the pictures or masks decide is checked when the node
+# runs; the seed's range and the input_format options are ComfyUI's own queue-time checks (min/max, combo).
+# Transports and regions per model are (nodes/validation.py, transport_and_region: issue 10).
+NOT_REFUSED_BY_VALIDATE_INPUTS = {
+    "10 images on 2.7", "4 images on 2.5", "no image", "empty batch", "NaN pixels", "aspect 9:1 on 2.7",
+    "a box outside its picture", "box list longer than the pictures", "mask without its picture",
+    "seed out of range", "unknown input format", "10 images on 2.6 (more than any page allows)",
+}
+# At queue time the node's input is named, not the vendor's parameter it becomes.
+QUEUE_NAMES = {"bbox_list": "boxes"}
+
+
+@pytest.mark.parametrize("case,node,inputs,param,limit", CATALOGUE, ids=[c[0] for c in CATALOGUE])
+def test_widget_mistakes_are_refused_when_queued(case, node, inputs, param, limit):
+    widgets = {k: v for k, v in inputs.items() if k in inspect.signature(node.validate_inputs).parameters}
+    verdict = node.validate_inputs(**widgets)
+    if case in NOT_REFUSED_BY_VALIDATE_INPUTS:
+        assert verdict is True, f"{case}: refused at queue time ({verdict}), though the widgets cannot decide it"
+        return
+    assert isinstance(verdict, str), f"{case}: not refused when queued"
+    assert verdict.startswith(QUEUE_NAMES.get(param, param) + ": "), f"{case}: {verdict}"
+    assert limit in verdict, f"{case}: {verdict}"
+
+
+def test_linked_inputs_are_left_to_the_run():
+    """ComfyUI passes None for an input linked to another node (nothing has run when a graph is queued)."""
+    assert E.validate_inputs(model="wan2.7-image", prompt=None, n=None, size=None, negative_prompt=None,
+                             color_palette=None, region=None, transport=None) is True
+    assert B.validate_inputs(model="wan2.7-image", prompt="x", boxes=None, size="1K") is True
+    assert T.validate_inputs(model=None, prompt="x", size="4K") is True
+    # ... while the widgets next to them are still checked.
+    assert T.validate_inputs(model="wan2.7-image", prompt=None, size="4K").startswith("size: ")
+
+
+def test_options_comfyui_no_longer_checks_are_checked_here():
+    """ComfyUI skips its own option check for an input validate_inputs takes (model, region, transport)."""
+    assert T.validate_inputs(model="wan2.6-image", prompt="x").startswith("model: ")
+    assert E.validate_inputs(model="wan2.7-image", prompt="x", transport="pigeon").startswith("transport: ")
+    assert I.validate_inputs(model="wan2.6-image", prompt="x", region="mars").startswith("region: ")
+
+
 def test_combinations_no_node_can_express_are_refused_by_the_client(emulator):
     """thinking_mode with images and a palette with sequential output: the nodes cannot even ask for these
     (no thinking_mode on editing nodes, no palette on WanSequential); the client refuses them too."""
@@ -194,3 +237,20 @@ def test_a_bounded_input_is_taken_at_its_limit_and_refused_past_it(emulator, nod
     assert emulator.backend.log == []
     out = _call(node, {**inputs, param: largest})
     assert emulator.backend.stats()["creations"] == 1 and out.args[0].shape[0] >= 1
+
+
+def test_transport_and_region_are_refused_when_queued(monkeypatch):
+    """The same rules at queue time (validate_inputs): a stream where the vendor documents none, Virginia for a
+    model its page lacks unless DASHSCOPE_HTTP_BASE_URL names the endpoint."""
+    verdict = T.validate_inputs(model="wan2.7-image", prompt="x", transport="stream")
+    assert verdict.startswith("transport: ") and "wan2.6-image interleaved" in verdict
+    assert I.validate_inputs(model="wan2.6-image", prompt="x", transport="stream") is True
+    monkeypatch.delenv("DASHSCOPE_HTTP_BASE_URL", raising=False)
+    monkeypatch.delenv("DASHSCOPE_REGION", raising=False)
+    verdict = E.validate_inputs(model="wan2.5-i2i-preview", prompt="x", region="virginia")
+    assert verdict.startswith("region: ") and "Beijing and Singapore" in verdict
+    assert I.validate_inputs(model="wan2.6-image", prompt="x", region="virginia") is True
+    monkeypatch.setenv("DASHSCOPE_REGION", "virginia")
+    assert T.validate_inputs(model="wan2.7-image", prompt="x", region="default").startswith("region: ")
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", "http://127.0.0.1:9/api/v1")
+    assert T.validate_inputs(model="wan2.7-image", prompt="x", region="virginia") is True

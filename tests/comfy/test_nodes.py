@@ -185,7 +185,7 @@ def test_the_event_loop_keeps_running_while_nodes_wait(emulator):
     emulator.backend.configure(queue_time=0.2, service_time=1.5)
     gaps, elapsed, _ = _loop_gaps(lambda: [
         wan.WanTextToImage.execute(model="wan2.7-image", prompt=f"p{i}", n=1, size="1K", seed=i) for i in range(4)])
-    assert max(gaps) < 0.25, f"the event loop stalled for {max(gaps):.2f} s"
+    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"  # a blocked loop: 1.5 s
     assert elapsed < 2 * 1.7, f"four nodes ran one after another ({elapsed:.1f} s)"
 
 
