@@ -258,3 +258,48 @@ def test_queuing_again_while_an_interrupted_sync_answer_is_on_its_way_pays_once(
     assert creations(emulator) == 1, "the identical request was sent (and billed) twice"
     assert again.from_cache
     assert [i.data for i in again.images] == [i.data for i in first["result"].images]
+
+
+# ---- every answer the service may give to what we send (issue 10, item 2) ----------------------------------
+
+def test_a_stream_request_answered_with_plain_json_keeps_its_pictures(emulator, tmp_path):
+    emulator.backend.add_fault({"kind": "stream_as_json"})
+    req = build_request("wan2.6-image", "a tutorial for tea", [], mode="interleave", max_images=2,
+                        size="1024*1024", seed=8)
+    result = make_client(emulator, store=Store(tmp_path)).generate(req, transport="stream")
+    assert len(result.images) == 2 and result.text, "the JSON answer's pictures and text were dropped"
+    assert creations(emulator) == 1
+
+
+def test_the_top_level_error_form_ends_the_task_and_the_next_run_creates_a_new_one(emulator, tmp_path):
+    # Seed 001 (the wan2.7 page), 任务执行异常: {"request_id", "code", "message"} and no output.
+    emulator.backend.add_fault({"kind": "task_error_body"})
+    with pytest.raises(errors.InvalidParameterError) as info:
+        make_client(emulator, store=Store(tmp_path)).generate(edit(seed=41))
+    assert "num_images_per_prompt must be 1" in str(info.value) and info.value.task_id
+    assert [e.state for e in Store(tmp_path).journal.entries()] == ["failed"]
+    result = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=41))
+    assert creations(emulator) == 2 and len(result.images) == 2
+
+
+def test_wan25_every_result_failed_via_its_own_fault_ends_the_task(emulator, tmp_path):
+    emulator.backend.add_fault({"kind": "results_all_failed", "code": "DataInspectionFailed",
+                                "message": "every result flagged"})
+    with pytest.raises(errors.ContentModerationError, match="every result flagged"):
+        make_client(emulator, store=Store(tmp_path)).generate(edit(seed=42, model="wan2.5-i2i-preview"))
+    assert [e.state for e in Store(tmp_path).journal.entries()] == ["failed"]
+    make_client(emulator, store=Store(tmp_path)).generate(edit(seed=42, model="wan2.5-i2i-preview"))
+    assert creations(emulator) == 2
+
+
+def test_an_unknown_task_status_is_reported_as_such_and_waited_out(emulator, tmp_path):
+    emulator.backend.configure(queue_time=0.0, service_time=1.0)
+    emulator.backend.add_fault({"kind": "task_status", "task_status": "SUSPENDED", "queries": 3})
+    seen = []
+    result = make_client(emulator, store=Store(tmp_path)).generate(
+        edit(seed=43), on_progress=lambda p: p.kind == "status" and seen.append((p.status, p.message)))
+    assert ("SUSPENDED", "unknown task status SUSPENDED") in seen
+    assert len(result.images) == 2 and creations(emulator) == 1
+    emulator.backend.add_fault({"kind": "task_status", "task_status": "SUSPENDED"})
+    with pytest.raises(errors.WanTimeoutError, match="SUSPENDED"):
+        make_client(emulator, store=Store(tmp_path), max_wait=1.0).generate(edit(seed=44))
