@@ -238,7 +238,10 @@ def test_a_box_drawn_with_the_mouse_reaches_the_service(stack, ui):
     (box,) = sent[0]
     assert near(box, [100, 150, 400, 500], tolerance), box
     wait_for_saved(stack.host, "WanBBox_", known)
-    time.sleep(1.0)  # the page shows it a moment later
+    # The whole graph, the output too (the enlarged Wan node back to its width, so it does not cover it).
+    ui.evaluate("""() => { const n = app.graph._nodes.find(n => n.type === 'WanBBox'); n.setSize([440, n.size[1]]);
+                           app.extensionManager.command.execute('Comfy.Canvas.FitView'); }""")
+    time.sleep(1.5)  # the page shows the saved picture a moment later
     ui.shot("box_run_output")
 
 
