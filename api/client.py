@@ -25,6 +25,7 @@ from .errors import (
     WanInputError, WanTimeoutError, api_error,
 )
 from .models import ASYNC, IMAGE_SYNTHESIS, STREAM, SYNC
+from .ledger import open_ledger
 from .pricing import estimate
 from .ratelimit import TokenBucket, acquire_slot, generation_slots, task_query_limiter
 from .request import WanRequest
@@ -152,13 +153,16 @@ class WanClient:
         self.transport = Transport(self.endpoint, key, retry or RetryPolicy(), timeouts or Timeouts())
         self.poll = poll or PollSchedule()
         self.downloader = downloader or Downloader()
-        self.task_limiter = task_limiter or task_query_limiter(self.endpoint.base_url, key.fingerprint)
         self.max_wait = max_wait
         self.query_failure_budget = query_failure_budget
         self.store = store
         # Tasks belong to an account at one endpoint: the journal keys them by this (never by the key).
         self.account = f"{key.fingerprint}@{self.endpoint.base_url}"
-        self.slots = generation_slots(self.endpoint.base_url, key.fingerprint)
+        # Slots, query bucket and daily limit are shared through the store's folder by every process on it.
+        shared = store.folder if store is not None else None
+        self.slots = generation_slots(self.endpoint.base_url, key.fingerprint, shared)
+        self.task_limiter = task_limiter or task_query_limiter(self.endpoint.base_url, key.fingerprint, shared)
+        self.ledger = open_ledger(shared) if shared is not None else None
 
     def __repr__(self) -> str:
         return f"WanClient({self.endpoint.label}, key={self.transport.api_key.masked})"
@@ -180,18 +184,33 @@ class WanClient:
                 cached.elapsed = time.monotonic() - started
                 emit("done", images_done=len(cached.images), images_total=len(cached.images), message="cached")
                 return cached
-        if not self.slots.acquire(blocking=False):
-            emit("waiting", message="waiting for a free generation slot (WAN_MAX_CONCURRENT)")
-            acquire_slot(self.slots, cancel)
+        # The daily limit (api/ledger.py): reserve what this request may bill before anything is sent
+        # (refused here past the limit); settle to what was billed, release if nothing was.
+        spend = None
+        if self.ledger is not None:
+            resumed = chosen == ASYNC and self.store.journal.resumable(fingerprint, self.account) is not None
+            spend = self.ledger.reserve(self.transport.api_key.fingerprint, self.endpoint.label, req.model,
+                                        req.max_billable_images, region=self.endpoint.region,
+                                        fingerprint=fingerprint, resumed=resumed)
         try:
-            if chosen == ASYNC:
-                result = self._async(req, fingerprint, cancel, on_progress, emit, started)
-            elif chosen == STREAM:
-                result = self._stream(req, cancel, emit)
-            else:
-                result = self._sync(req, cancel, emit)
-        finally:
-            self.slots.release()
+            if not self.slots.acquire(blocking=False):
+                emit("waiting", message="waiting for a free generation slot (WAN_MAX_CONCURRENT)")
+                acquire_slot(self.slots, cancel)
+            try:
+                if chosen == ASYNC:
+                    result = self._async(req, fingerprint, cancel, on_progress, emit, started)
+                elif chosen == STREAM:
+                    result = self._stream(req, cancel, emit)
+                else:
+                    result = self._sync(req, cancel, emit)
+            finally:
+                self.slots.release()
+        except BaseException as exc:
+            if spend is not None:
+                self.ledger.settle_error(spend, exc)
+            raise
+        if spend is not None:
+            self.ledger.settle_result(spend, result)
         result.transport = chosen
         result.endpoint = self.endpoint.label
         result.region = self.endpoint.region
