@@ -113,17 +113,20 @@ class Ledger:
         self._owner: str | None = None
         self._owner_fd: int | None = None
         self._owner_lock = threading.Lock()
-        with self._txn() as db:
-            db.execute("""CREATE TABLE IF NOT EXISTS billed (
-                id INTEGER PRIMARY KEY, time REAL NOT NULL, day TEXT NOT NULL, account TEXT NOT NULL,
-                endpoint TEXT, region TEXT, model TEXT NOT NULL, request_id TEXT, task_id TEXT,
-                pictures INTEGER NOT NULL, status TEXT NOT NULL, cost REAL, currency TEXT,
-                fingerprint TEXT, note TEXT)""")
-            db.execute("CREATE INDEX IF NOT EXISTS billed_by_day ON billed (account, day)")
-            db.execute("""CREATE TABLE IF NOT EXISTS reservations (
-                id INTEGER PRIMARY KEY, time REAL NOT NULL, account TEXT NOT NULL, endpoint TEXT,
-                region TEXT, model TEXT NOT NULL, pictures INTEGER NOT NULL, cost REAL, currency TEXT,
-                fingerprint TEXT, owner TEXT NOT NULL, resumed INTEGER NOT NULL DEFAULT 0)""")
+        self._write(self._create)
+
+    @staticmethod
+    def _create(db: sqlite3.Connection) -> None:
+        db.execute("""CREATE TABLE IF NOT EXISTS billed (
+            id INTEGER PRIMARY KEY, time REAL NOT NULL, day TEXT NOT NULL, account TEXT NOT NULL,
+            endpoint TEXT, region TEXT, model TEXT NOT NULL, request_id TEXT, task_id TEXT,
+            pictures INTEGER NOT NULL, status TEXT NOT NULL, cost REAL, currency TEXT,
+            fingerprint TEXT, note TEXT)""")
+        db.execute("CREATE INDEX IF NOT EXISTS billed_by_day ON billed (account, day)")
+        db.execute("""CREATE TABLE IF NOT EXISTS reservations (
+            id INTEGER PRIMARY KEY, time REAL NOT NULL, account TEXT NOT NULL, endpoint TEXT,
+            region TEXT, model TEXT NOT NULL, pictures INTEGER NOT NULL, cost REAL, currency TEXT,
+            fingerprint TEXT, owner TEXT NOT NULL, resumed INTEGER NOT NULL DEFAULT 0)""")
 
     # ---- SQLite -------------------------------------------------------------------------------------------
 
@@ -134,10 +137,19 @@ class Ledger:
             # makes a writer wait its turn instead of failing with "database is locked".
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-            db.execute("PRAGMA journal_mode=WAL")
+            _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db
+
+    def _write(self, work: Any) -> Any:
+        """Run `work(db)` in one write transaction; start it again if SQLite still answers "database is
+        locked" after its busy timeout (some lock waits, such as WAL recovery, skip the busy handler).
+        A transaction either commits whole or not at all, so starting it again is safe."""
+        def attempt() -> Any:
+            with self._txn() as db:
+                return work(db)
+        return _retry_locked(attempt)
 
     @contextmanager
     def _txn(self) -> Iterator[sqlite3.Connection]:
@@ -256,9 +268,10 @@ class Ledger:
         send several requests, so that the whole fan-out is refused before any is sent."""
         if pictures <= 0:
             return
-        with self._txn() as db:
+        def work(db: sqlite3.Connection) -> None:
             self._sweep(db)
             self._check(db, account, model, region, pictures)
+        self._write(work)
 
     def reserve(self, account: str, endpoint: str, model: str, pictures: int, *, region: str | None = None,
                 fingerprint: str | None = None, resumed: bool = False) -> Reservation:
@@ -270,7 +283,7 @@ class Ledger:
         pictures = 0 if resumed else max(0, int(pictures))
         price = unit_price(model, region)
         cost, currency = (price[0] * pictures, price[1]) if price else (None, None)
-        with self._txn() as db:
+        def work(db: sqlite3.Connection) -> int:
             self._sweep(db)
             if pictures:
                 self._check(db, account, model, region, pictures)
@@ -278,7 +291,9 @@ class Ledger:
                              "currency, fingerprint, owner, resumed) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                              (time.time(), account, endpoint, region, model, pictures, cost, currency, fingerprint,
                               owner, int(resumed)))
-        return Reservation(cur.lastrowid, account, endpoint, region, model, pictures, fingerprint, resumed)
+            return cur.lastrowid
+        rid = self._write(work)
+        return Reservation(rid, account, endpoint, region, model, pictures, fingerprint, resumed)
 
     def settle(self, reservation: Reservation, billed_pictures: int, request_id: str | None = None,
                task_id: str | None = None, *, note: str | None = None) -> None:
@@ -295,8 +310,7 @@ class Ledger:
         if reservation.done:
             return
         reservation.done = True
-        with self._txn() as db:
-            db.execute("DELETE FROM reservations WHERE id=?", (reservation.id,))
+        self._write(lambda db: db.execute("DELETE FROM reservations WHERE id=?", (reservation.id,)))
 
     def _close(self, r: Reservation, status: str, pictures: int, request_id: str | None, task_id: str | None,
                note: str | None) -> None:
@@ -306,7 +320,7 @@ class Ledger:
         now = time.time()
         price = unit_price(r.model, r.region)
         cost, currency = (round(price[0] * pictures, 6), price[1]) if price else (None, None)
-        with self._txn() as db:
+        def work(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM reservations WHERE id=?", (r.id,))
             if status == BILLED and task_id:
                 # The same task fetched at last: what an earlier attempt left as unsure is now known.
@@ -319,6 +333,7 @@ class Ledger:
                            "pictures, status, cost, currency, fingerprint, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            (now, local_day(now), r.account, r.endpoint, r.region, r.model, request_id, task_id,
                             pictures, status, cost, currency, r.fingerprint, note))
+        self._write(work)
 
     # ---- after a request: what was billed ---------------------------------------------------------------------
 
@@ -370,8 +385,7 @@ class Ledger:
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
         """Today's and this month's pictures and estimated cost, per model (all accounts of this folder)."""
-        with self._txn() as db:
-            self._sweep(db)
+        self._write(self._sweep)
         day = local_day(now)
         month = day[:7]
         rows = self.entries(since_day=month + "-01")
@@ -404,6 +418,17 @@ class Ledger:
         for row in rows:
             writer.writerow({**row, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(row["time"]))})
         return len(rows)
+
+
+def _retry_locked(work: Any, attempts: int = 8) -> Any:
+    for attempt in range(attempts):
+        try:
+            return work()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or attempt == attempts - 1:
+                raise
+            log.info("ledger: %s; trying again", exc)
+            time.sleep(min(1.0, 0.02 * 2 ** attempt))
 
 
 def _safe(read: Any) -> Any:
@@ -490,7 +515,7 @@ def chart(summary: dict[str, Any], width: int = 640, height: int = 260) -> Any:
         x -= w
         draw.rectangle([x, 8, x + 8, 16], fill=colour[name])
         draw.text((x + 11, 6), name, fill=(30, 30, 30), font=font)
-    return np.asarray(img, dtype=np.uint8)
+    return np.array(img, dtype=np.uint8)
 
 
 _ledgers: dict[str, Ledger] = {}

@@ -1,5 +1,8 @@
 """The ComfyUI nodes of the pack (V3 API). Thin: widgets -> api/ request -> outputs."""
 
-from .wan_nodes import NODES
+from .usage import WanUsage
+from .wan_nodes import NODES as WAN_NODES
+
+NODES = [*WAN_NODES, WanUsage]
 
 __all__ = ["NODES"]

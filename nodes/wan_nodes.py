@@ -16,7 +16,7 @@ from ..api import MODELS, WanInputError, build_request, errors, get_model
 from ..api.encoding import encode_images, to_uint8_rgb
 from ..api.models import EDIT, INTERLEAVE, SEQUENTIAL, TEXT_TO_IMAGE, models_with_mode
 from ..api.request import Params, WanRequest, parse_boxes
-from . import runner
+from . import runner, usage
 from .tensors import image_batches, mask_batch, mask_regions, to_image_tensor
 
 CATEGORY = "api node/image/Wan (DashScope)"
@@ -265,6 +265,8 @@ class WanImageEdit(io.ComfyNode):
         for named in runs:
             inputs, labels = encode_inputs(model, named, input_format)
             jobs.append((build(model, prompt, inputs, labels, EDIT, params), inputs, labels))
+        # The daily limit over the whole fan-out, before any request is sent (api/ledger.py).
+        usage.check_fan_out(region, [req for req, _, _ in jobs])
         outs = await asyncio.gather(*[send(cls, req, region=region, transport=transport, inputs=inputs,
                                            labels=labels) for req, inputs, labels in jobs])
         return outs[0] if len(outs) == 1 else merge_outputs(outs)
