@@ -25,7 +25,6 @@ from .errors import (
     WanInputError, WanTimeoutError, api_error,
 )
 from .models import ASYNC, IMAGE_SYNTHESIS, STREAM, SYNC
-from .ledger import open_ledger
 from .pricing import estimate
 from .ratelimit import TokenBucket, acquire_slot, generation_slots, task_query_limiter
 from .request import WanRequest
@@ -162,6 +161,8 @@ class WanClient:
         shared = store.folder if store is not None else None
         self.slots = generation_slots(self.endpoint.base_url, key.fingerprint, shared)
         self.task_limiter = task_limiter or task_query_limiter(self.endpoint.base_url, key.fingerprint, shared)
+        from .ledger import open_ledger  # here, so that `python -m api.ledger` finds it not yet imported
+
         self.ledger = open_ledger(shared) if shared is not None else None
 
     def __repr__(self) -> str:

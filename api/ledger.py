@@ -444,9 +444,10 @@ def _cost_text(costs: dict[str, float]) -> str:
 
 def report_text(summary: dict[str, Any]) -> str:
     """The printout `python -m api.ledger` and the WanUsage node show."""
-    lines = [f"Wan pictures billed (ledger: {summary['ledger']})", ""]
+    lines = [f"Wan pictures billed, today ({summary['day']}) and this month ({summary['month']}), local time",
+             f"ledger: {summary['ledger']}", ""]
     header = f"{'model':<22}{'today':>7}{'est. cost today':>20}{'this month':>12}{'est. cost this month':>24}"
-    lines += [f"{'':<22}{summary['day']:>7}{'':>20}{summary['month']:>12}", header, "-" * len(header)]
+    lines += [header, "-" * len(header)]
     total_today = total_month = unsure_today = unsure_month = 0
     for m in summary["models"]:
         lines.append(f"{m['model']:<22}{m['today']:>7}{_cost_text(m['today_cost']):>20}{m['month']:>12}"
@@ -460,8 +461,8 @@ def report_text(summary: dict[str, Any]) -> str:
     lines.append("-" * len(header))
     lines.append(f"{'all models':<22}{total_today:>7}{'':>20}{total_month:>12}")
     if unsure_today or unsure_month:
-        lines.append(f"of which unsure (a request cut or interrupted after it was sent; counted at the most it "
-                     f"could bill): {unsure_today} today, {unsure_month} this month")
+        lines.append(f"of which unsure: {unsure_today} today, {unsure_month} this month (requests cut or "
+                     "interrupted after sending, counted at the most they could bill)")
     lines.append("")
     limit, budget = summary["limit"], summary["budget"]
     lines.append(f"daily limit ({ENV_DAILY_LIMIT}): " + ("none" if limit is None else f"{limit} pictures per account"))
