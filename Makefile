@@ -11,6 +11,7 @@ venv:
 # sys.path, hence .venv/bin/pytest rather than python -m pytest); the rest talk to ComfyUI over HTTP.
 test: venv
 	bash scripts/setup_browser.sh
+	bash scripts/setup_floor.sh
 	$(PY) -m pytest -q -p no:cacheprovider tests/api tests/e2e tests/browser
 	.venv/bin/pytest -q -p no:cacheprovider tests/comfy
 

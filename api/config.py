@@ -1,4 +1,5 @@
-"""Where requests go and with which key: regions, the base-URL override, and key discovery.
+"""Where requests go and with which key (regions, the base-URL override, key discovery), and where the
+pack keeps its state on disk.
 
 The key is looked up as the official DashScope SDK does it: DASHSCOPE_API_KEY, then the file named by
 DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope/api_key. DASHSCOPE_HTTP_BASE_URL replaces the whole base
@@ -34,6 +35,17 @@ ENV_API_KEY_FILE = "DASHSCOPE_API_KEY_FILE_PATH"
 ENV_BASE_URL = "DASHSCOPE_HTTP_BASE_URL"
 ENV_REGION = "DASHSCOPE_REGION"
 DEFAULT_KEY_FILE = Path("~/.dashscope/api_key")
+ENV_STATE_DIR = "WAN_STATE_DIR"
+DEFAULT_STATE_DIR = Path("~/.cache/comfyui-wan-image")
+
+
+def state_dir(host_default: Path | None = None) -> Path:
+    """THE place the journal, the result cache and the ledger live: WAN_STATE_DIR, else the host's folder
+    for it (inside ComfyUI: user/wan_image, passed in by the nodes), else ~/.cache/comfyui-wan-image."""
+    env = os.environ.get(ENV_STATE_DIR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path(host_default) if host_default else DEFAULT_STATE_DIR.expanduser()
 
 
 def normalize_region(name: str | None) -> str:

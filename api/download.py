@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -21,7 +23,8 @@ from PIL import Image
 
 from .errors import DownloadError, Interrupted
 from .secrets import get_logger
-from .transport import RetryPolicy, sleep_or_interrupt
+from .transport import RetryPolicy
+from .waiting import pause
 
 log = get_logger("wan.download")
 
@@ -88,7 +91,30 @@ class Downloader:
                                         f"({type(exc).__name__}: {exc})") from None
                 wait = self.retry.delay(attempt)
                 log.info("download of %s failed (%s); retrying in %.1f s", _describe_url(url), exc, wait)
-                sleep_or_interrupt(wait, cancel)
+                pause(wait, cancel, "waiting to retry a download")
+
+    def fetch_all(self, urls: list[str], cancel: threading.Event | None = None,
+                  on_done: Callable[[int], None] | None = None) -> list[DownloadedImage]:
+        """Every URL, in order, up to 4 at a time; `on_done(count)` after each."""
+        done = 0
+        lock = threading.Lock()
+
+        def one(url: str) -> DownloadedImage:
+            nonlocal done
+            image = self.fetch(url, cancel=cancel)
+            with lock:
+                done += 1
+                if on_done:
+                    on_done(done)
+            return image
+
+        if len(urls) <= 1:
+            return [one(url) for url in urls]
+        with ThreadPoolExecutor(max_workers=min(4, len(urls)), thread_name_prefix="wan-dl") as pool:
+            return list(pool.map(one, urls))
+
+    def close(self) -> None:
+        self.session.close()
 
     def _get(self, url: str) -> bytes:
         with self.session.get(url, stream=True, timeout=self.timeout, allow_redirects=False,

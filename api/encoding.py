@@ -18,7 +18,6 @@ size, which matters because upload time is most of what a lossless input costs.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import math
 import os
@@ -239,7 +238,6 @@ def encode_image(picture: Any, limits: ImageLimits, fmt: str = "auto", name: str
         height=enc.height,
         nbytes=len(enc.data),
         source_size=source,
-        digest=hashlib.sha256(enc.data).hexdigest(),
     )
 
 

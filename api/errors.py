@@ -25,6 +25,8 @@ class WanError(Exception):
 
     #: What a user can do about it; a family sets its own.
     hint: str = ""
+    #: What had arrived (and was paid for) when a stream stopped early: a WanResult, or None.
+    partial: Any = None
 
     def __init__(
         self,
@@ -98,8 +100,6 @@ class MissingApiKeyError(ConfigError):
 
 class WanAPIError(WanError):
     """DashScope answered with an error code. `partial`: what a stream had delivered before its error frame."""
-
-    partial = None
 
 
 class InvalidParameterError(WanAPIError):

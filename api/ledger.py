@@ -519,6 +519,24 @@ def chart(summary: dict[str, Any], width: int = 640, height: int = 260) -> Any:
     return np.array(img, dtype=np.uint8)
 
 
+class Meter:
+    """The ledger as one client sees it: one account (the key's fingerprint) at one endpoint. The client's
+    round trip calls `reserve` before a request can be sent, then `settled` or `failed`."""
+
+    def __init__(self, ledger: Ledger, account: str, endpoint: str, region: str | None) -> None:
+        self.ledger, self.account, self.endpoint, self.region = ledger, account, endpoint, region
+
+    def reserve(self, req: Any, fingerprint: str, *, resumed: bool) -> Reservation:
+        return self.ledger.reserve(self.account, self.endpoint, req.model, req.max_billable_images,
+                                   region=self.region, fingerprint=fingerprint, resumed=resumed)
+
+    def settled(self, reservation: Reservation, result: Any) -> None:
+        self.ledger.settle_result(reservation, result)
+
+    def failed(self, reservation: Reservation, exc: BaseException) -> None:
+        self.ledger.settle_error(reservation, exc)
+
+
 _ledgers: dict[str, Ledger] = {}
 _ledgers_lock = threading.Lock()
 

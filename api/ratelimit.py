@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 
 from . import filelock
-from .errors import Interrupted
+from .waiting import pause, until
 
 ENV_TASK_QPS = "WAN_TASK_QUERY_QPS"
 # Below the service's ~20/s so that another client of the same account (a script, the console) has room.
 DEFAULT_TASK_QPS = 10.0
-# How often a waiter looks for a free slot: well inside the 0.1 s an interrupt may take.
+# How often a waiter looks for a free slot (inside waiting.until's slices, which watch for an interrupt).
 SLOT_POLL_S = 0.03
 
 
@@ -53,10 +53,7 @@ class TokenBucket:
     def acquire(self, cancel: threading.Event | None = None) -> float:
         wait = self._reserve()
         if wait > 0:
-            if cancel is None:
-                time.sleep(wait)
-            elif cancel.wait(wait):
-                raise Interrupted("stopped by the user")
+            pause(wait, cancel, "waiting for a turn to query the task (WAN_TASK_QUERY_QPS)")
         return wait
 
 
@@ -163,8 +160,7 @@ class SharedSlots:
                 return True
             if not blocking or (deadline is not None and time.monotonic() >= deadline):
                 return False
-            pause = SLOT_POLL_S if deadline is None else max(0.0, min(SLOT_POLL_S, deadline - time.monotonic()))
-            time.sleep(pause)
+            time.sleep(SLOT_POLL_S if deadline is None else max(0.0, min(SLOT_POLL_S, deadline - time.monotonic())))
 
     def release(self) -> None:
         stack = self._stack()
@@ -203,6 +199,5 @@ def generation_slots(base_url: str, key_fingerprint: str,
 
 
 def acquire_slot(slots: "SharedSlots | threading.BoundedSemaphore", cancel: threading.Event | None) -> None:
-    while not slots.acquire(timeout=0.05):
-        if cancel is not None and cancel.is_set():
-            raise Interrupted("stopped by the user while waiting for a free generation slot; nothing was sent")
+    until(lambda timeout: slots.acquire(timeout=timeout), cancel,
+          "waiting for a free generation slot; nothing was sent")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Sequence
 
 from .errors import WanInputError
@@ -37,7 +39,6 @@ class InputImage:
     height: int | None = None
     nbytes: int | None = None
     source_size: tuple[int, int] | None = None
-    digest: str | None = None   # sha256 of the sent bytes (fingerprints, caches)
 
     @property
     def is_url(self) -> bool:
@@ -55,9 +56,14 @@ class WanRequest:
     max_billable_images: int
     transports: tuple[str, ...]
 
+    @cached_property
+    def fingerprint_digest(self) -> str:
+        """A stable id of what is asked: model, every parameter, the input pictures, the seed. Pictures enter
+        as their sha256 (hashlib releases the GIL; dumping megabytes of base64 as JSON would not)."""
+        return hashlib.sha256(canonical_json(_digest_images(self.body)).encode()).hexdigest()
+
     def fingerprint(self) -> str:
-        """A stable id of what is asked: model, every parameter, the input pictures, the seed."""
-        return hashlib.sha256(canonical_json(self.body).encode()).hexdigest()
+        return self.fingerprint_digest
 
     def describe(self) -> dict[str, Any]:
         """The body with images shortened to their size and digest: safe and small enough to log."""
@@ -66,6 +72,55 @@ class WanRequest:
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_SPLICE_MIN = 4096   # strings longer than this are spliced into a body's JSON as bytes
+
+
+def _is_data_uri(value: Any) -> bool:
+    return isinstance(value, str) and len(value) > _SPLICE_MIN and value.startswith("data:")
+
+
+def _digest_images(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _digest_images(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_digest_images(v) for v in value]
+    if _is_data_uri(value):
+        return "sha256:" + hashlib.sha256(value.encode("ascii", "surrogateescape")).hexdigest()
+    return value
+
+
+def json_bytes(body: Any) -> bytes:
+    """A request body as JSON bytes, built so that no single call holds the GIL for long: the input pictures
+    (megabytes of base64 each, which need no escaping) are spliced in as bytes around a small JSON skeleton.
+    json.dumps over the whole body would freeze every other thread, ComfyUI's event loop included, for
+    about a second on nine 2048-px pictures."""
+    parts: list[bytes] = []
+    token = f"wan-splice-{uuid.uuid4().hex}-"
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        if _is_data_uri(value) and value.isascii() and value.isprintable() and '"' not in value \
+                and "\\" not in value:
+            parts.append(value.encode("ascii"))
+            return f"{token}{len(parts) - 1}"
+        return value
+
+    skeleton = json.dumps(swap(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if not parts:
+        return skeleton
+    out: list[bytes] = []
+    pieces = skeleton.split(token.encode("ascii"))
+    out.append(pieces[0])
+    for piece in pieces[1:]:
+        index, _, rest = piece.partition(b'"')
+        out.append(parts[int(index)])
+        out.append(b'"' + rest)
+    return b"".join(out)
 
 
 def _shorten_images(value: Any) -> Any:
@@ -369,11 +424,6 @@ def _check_image_count(spec: ModelSpec, mode: str, m: ModeSpec, count: int) -> N
         raise WanInputError("image", f"{spec.name} {what} takes no input image; got {count}")
     raise WanInputError("image", f"{spec.name} {what} takes at most {hi} input image{'s' if hi > 1 else ''}; "
                                  f"got {count}")
-
-
-def image_input_name(index: int) -> str:
-    """The node input a picture came from, in the order the service sees them: image, image_2, ..."""
-    return "image" if index == 1 else f"image_{index}"
 
 
 def _check_image(spec: ModelSpec, img: InputImage, index: int) -> None:

@@ -30,7 +30,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from . import __version__
 from .config import Endpoint
 from .errors import Interrupted, WanAPIError, WanConnectionError, WanTimeoutError, api_error
+from .request import json_bytes
 from .secrets import ApiKey, get_logger, redact
+from .waiting import pause
 
 log = get_logger("wan.transport")
 
@@ -161,13 +163,6 @@ def _retry_after(response: requests.Response) -> float | None:
             return None
 
 
-def sleep_or_interrupt(seconds: float, cancel: threading.Event | None) -> None:
-    if cancel is None:
-        time.sleep(seconds)
-    elif cancel.wait(seconds):
-        raise Interrupted("stopped by the user while waiting to retry")
-
-
 # ---- the transport ----------------------------------------------------------------------------------------
 
 OnRetry = Callable[[int, float, str], None]
@@ -193,11 +188,15 @@ class Transport:
             h.update(extra)
         return h
 
+    def close(self) -> None:
+        self.session.close()
+
     def request(self, method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
                 billable: bool, read_timeout: float, stream: bool = False,
                 cancel: threading.Event | None = None, on_retry: OnRetry | None = None) -> requests.Response:
         """One logical request with retries. Returns a 2xx response; raises a WanError otherwise."""
         url = self.endpoint.url(path)
+        payload = None if json_body is None else json_bytes(json_body)
         attempt = 0
         while True:
             attempt += 1
@@ -207,7 +206,7 @@ class Transport:
             _wire.body_sent = False
             try:
                 response = self.session.request(
-                    method, url, json=json_body, headers=self.headers(headers), stream=stream,
+                    method, url, data=payload, headers=self.headers(headers), stream=stream,
                     timeout=(self.timeouts.connect, read_timeout), allow_redirects=False,
                 )
             except requests.RequestException as exc:
@@ -218,7 +217,7 @@ class Transport:
                     log.info("%s %s: %s; retrying in %.1f s", method, path, _describe(exc), wait)
                     if on_retry:
                         on_retry(attempt, wait, _describe(exc))
-                    sleep_or_interrupt(wait, cancel)
+                    pause(wait, cancel, "waiting to retry")
                     continue
                 raise self._connection_error(exc, failure, billable, attempt) from None
             if response.status_code < 300:
@@ -234,7 +233,7 @@ class Transport:
                          error.code, wait)
                 if on_retry:
                     on_retry(attempt, wait, f"HTTP {response.status_code} {error.code or ''}".strip())
-                sleep_or_interrupt(wait, cancel)
+                pause(wait, cancel, "waiting to retry")
                 continue
             raise error
 

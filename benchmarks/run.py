@@ -356,12 +356,65 @@ def bench_memory() -> None:
     row("memory", "the same: whole process at its peak (torch, ComfyUI, inputs)", f"{peak / 2**20:.0f} MB")
 
 
+# ---- the event loop -----------------------------------------------------------------------------------
+
+STALL_CHILD = r'''
+import sys, time, asyncio
+sys.path.insert(0, sys.argv[1] + "/scripts")
+import inprocess
+m = inprocess.load()
+import numpy as np, torch
+from PIL import Image
+from skimage import data
+photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.hubble_deep_field(),
+          data.immunohistochemistry(), data.retina(), data.cat(), data.astronaut()[::-1]]
+pictures = [torch.from_numpy(np.asarray(Image.fromarray(p).convert("RGB").resize((2048, 2048),
+            Image.Resampling.LANCZOS))).float().div(255).unsqueeze(0) for p in photos]
+async def main():
+    gaps = []
+    done = asyncio.Event()
+    async def ticker():
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last - 0.005)
+            last = now
+    tick = asyncio.create_task(ticker())
+    await asyncio.sleep(0.1)
+    nodes = [m.wan.WanImageEdit.execute(model="wan2.7-image", prompt=f"node {k}", n=1, size="1K", seed=k,
+             **{("image" if i == 0 else f"image_{i + 1}"): pictures[(i + k) % 9] for i in range(9)})
+             for k in range(4)]
+    await asyncio.gather(*nodes)
+    done.set()
+    await tick
+    print(max(gaps), sorted(gaps)[int(len(gaps) * 0.99)])
+asyncio.run(main())
+'''
+
+
+def bench_event_loop() -> None:
+    emu = subprocess.Popen([sys.executable, "-m", "api.emulator", "--port", "0", "--service-time", "0.5"],
+                           cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        base_url = re.search(r"DASHSCOPE_HTTP_BASE_URL=(\S+)", emu.stdout.readline()).group(1)
+        env = {**os.environ, "DASHSCOPE_HTTP_BASE_URL": base_url, "DASHSCOPE_API_KEY": KEY,
+               "WAN_STATE_DIR": str(Path("/tmp") / f"wan-bench-loop-{os.getpid()}")}
+        out = subprocess.run([sys.executable, "-c", STALL_CHILD, str(ROOT)], env=env, capture_output=True,
+                             text=True, timeout=900)
+        worst, p99 = map(float, out.stdout.split()[-2:])
+    finally:
+        emu.terminate()
+    row("event loop", "longest stall while 4 Wan nodes send 9 x 2048^2 inputs each (auto)",
+        f"{worst * 1000:.0f} ms (99th percentile {p99 * 1000:.0f} ms)", check(worst < 0.05, "< 50 ms"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="short service times (smoke run)")
-    parser.add_argument("--only", choices=["inputs", "comfy", "memory"], action="append")
+    parser.add_argument("--only", choices=["inputs", "comfy", "memory", "loop"], action="append")
     args = parser.parse_args()
-    only = set(args.only or ["inputs", "comfy", "memory"])
+    only = set(args.only or ["inputs", "comfy", "memory", "loop"])
     print("measuring (one run; every figure is a ratio or difference within it)...", flush=True)
     if "inputs" in only:
         import inprocess
@@ -371,6 +424,8 @@ def main() -> int:
         bench_comfy(args.quick)
     if "memory" in only:
         bench_memory()
+    if "loop" in only:
+        bench_event_loop()
     print("\n| section | measure | figure | target |\n|---|---|---|---|")
     for section, measure, figure, verdict in ROWS:
         print(f"| {section} | {measure} | {figure} | {verdict} |")

@@ -21,19 +21,18 @@ def check_fan_out(region: str, reqs: list[WanRequest]) -> None:
     are not counted. (Each request still reserves its own pictures when it is sent.)"""
     if len(reqs) < 2:
         return
-    client = runner.make_client(region or "default")
-    if client.ledger is None:
+    client = runner.client_for(region or "default")
+    if client.store is None:
         return
     pictures = 0
     for req in reqs:
-        fingerprint = req.fingerprint()
-        if client.cached(req, fingerprint) is not None:
+        if client.cached(req) is not None:
             continue
-        if client.store is not None and client.store.journal.resumable(fingerprint, client.account) is not None:
+        if client.store.journal.resumable(req.fingerprint(), client.account) is not None:
             continue
         pictures += req.max_billable_images
-    client.ledger.check(client.transport.api_key.fingerprint, reqs[0].model, pictures,
-                        region=client.endpoint.region)
+    open_ledger(client.store.folder).check(client.transport.api_key.fingerprint, reqs[0].model, pictures,
+                                           region=client.endpoint.region)
 
 
 class WanUsage(io.ComfyNode):
@@ -73,5 +72,5 @@ class WanUsage(io.ComfyNode):
         summary = ledger.summary()
         text = report_text(summary)
         picture = torch.from_numpy(chart(summary)).float().div(255).unsqueeze(0)
-        runner._show(getattr(cls.hidden, "unique_id", None), text)
+        runner.show(getattr(cls.hidden, "unique_id", None), text)
         return io.NodeOutput(text, picture, ui={"text": [text], **ui.PreviewImage(picture, cls=cls).as_dict()})

@@ -12,10 +12,10 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..api import MODELS, WanInputError, build_request, errors, get_model
-from ..api.encoding import encode_images, to_uint8_rgb
-from ..api.models import EDIT, INTERLEAVE, SEQUENTIAL, TEXT_TO_IMAGE, models_with_mode
-from ..api.request import Params, WanRequest, parse_boxes
+from ..api import (
+    EDIT, INTERLEAVE, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, Params, WanInputError, WanRequest, build_request, describe,
+    encode_images, errors, get_model, models_with_mode, palette_from_pixels, parse_boxes, swatches, to_uint8_rgb,
+)
 from . import runner, usage
 from .tensors import image_batches, mask_batch, mask_regions, to_image_tensor
 
@@ -36,8 +36,9 @@ def mask_input_names(count: int) -> list[str]:
 
 # ---- widgets shared by the nodes ---------------------------------------------------------------------------
 
-def model_input(mode: str, default: str) -> io.Combo.Input:
-    options = list(models_with_mode(mode))
+def model_input(mode: str, default: str, needs: str | None = None) -> io.Combo.Input:
+    """The models that have `mode` (and, with `needs`, that parameter in it)."""
+    options = [m for m in models_with_mode(mode) if needs is None or needs in MODELS[m].modes[mode].params]
     return io.Combo.Input("model", options=options, default=default,
                           tooltip="The Wan model. " + "; ".join(_model_note(m, mode) for m in options))
 
@@ -129,6 +130,13 @@ def encode_inputs(model: str, named: list[tuple[str, Any]], input_format: str) -
     return encoded, [label for label, _ in pictures]
 
 
+def prepare(model: str, prompt: str, named: list[tuple[str, Any]], input_format: str, mode: str,
+            params: Params) -> tuple[WanRequest, list, list[str]]:
+    """Encode the pictures and build the request: slow for big pictures, so nodes run it in a worker thread."""
+    inputs, labels = encode_inputs(model, named, input_format)
+    return build(model, prompt, inputs, labels, mode, params), inputs, labels
+
+
 def build(model: str, prompt: str, images: list, labels: list[str], mode: str, params: Params) -> WanRequest:
     try:
         return build_request(model, prompt, images, mode=mode, params=params)
@@ -143,32 +151,26 @@ def build(model: str, prompt: str, images: list, labels: list[str], mode: str, p
 
 async def send(node_cls: Any, req: WanRequest, *, region: str, transport: str,
                inputs: list, labels: list[str], extra_info: dict[str, Any] | None = None) -> io.NodeOutput:
-    note = ""
+    node_id = getattr(node_cls.hidden, "unique_id", None)
     try:
-        result = await runner.run(node_cls, req, region=region or "default", transport=transport or "auto")
-    except (errors.StreamCutError, errors.WanAPIError) as cut:
-        # Pictures that arrived before a stream broke or reported an error are paid for: hand them to the
-        # graph (and say what happened) rather than drop them.
-        partial = cut.partial
-        if partial is None or not partial.urls:
+        result = await runner.run(node_id, req, region=region or "default", transport=transport or "auto")
+    except (errors.StreamCutError, errors.WanAPIError) as stopped:
+        # Pictures that arrived before a stream broke or reported an error are paid for (the client has
+        # fetched them): hand them to the graph, and say what happened, rather than drop them.
+        if stopped.partial is None or not stopped.partial.images:
             raise
-        client = runner.make_client(region or "default")
-        client.download_all(partial)
-        result = partial
-        note = str(cut)
-    images, sizes = to_image_tensor([img.pixels for img in result.images])
-    info = result.info()
+        result = stopped.partial
+    images, sizes = await runner.in_thread(to_image_tensor, [img.pixels for img in result.images])
+    info = describe(result)
     info["inputs"] = [{"input": label, "sent_width": img.width, "sent_height": img.height,
                        "source_size": list(img.source_size or ()), "bytes": img.nbytes,
                        "format": img.value[5:img.value.find(";")] if img.value.startswith("data:") else "url"}
                       for label, img in zip(labels, inputs)]
     if len(set(sizes)) > 1:
         info["resized_to_first"] = {"size": list(sizes[0]), "original_sizes": [list(s) for s in sizes]}
-    if note:
-        info["incomplete"] = note
     if extra_info:
         info.update(extra_info)
-    runner._show(getattr(node_cls.hidden, "unique_id", None), summary_line(req.model, result, info, note))
+    runner.show(node_id, summary_line(req.model, result, info, result.incomplete))
     return io.NodeOutput(images, result.text, json.dumps(info, ensure_ascii=False, indent=1))
 
 
@@ -187,7 +189,7 @@ def summary_line(model: str, result: Any, info: dict[str, Any], note: str) -> st
 
 def merge_outputs(outs: list[io.NodeOutput]) -> io.NodeOutput:
     """Several requests' outputs as one: pictures in order (resized to the first's size if they differ),
-    texts joined, infos as a list."""
+    texts joined, and ONE info object whose `requests` holds each request's info, in order."""
     import torch
 
     batches = [out.args[0] for out in outs]
@@ -197,7 +199,15 @@ def merge_outputs(outs: list[io.NodeOutput]) -> io.NodeOutput:
                                               align_corners=False).movedim(1, -1).clamp(0, 1) for b in batches]
     texts = "\n\n".join(out.args[1] for out in outs if out.args[1])
     infos = [json.loads(out.args[2]) for out in outs]
-    return io.NodeOutput(torch.cat(fitted), texts, json.dumps(infos, ensure_ascii=False, indent=1))
+    info = {
+        "per_image": True,
+        "model": infos[0].get("model"),
+        "images_billed": sum(i.get("images_billed") or 0 for i in infos),
+        "images_billed_this_run": sum(i.get("images_billed_this_run") or 0 for i in infos),
+        "cached": all(i.get("cached") for i in infos),
+        "requests": infos,
+    }
+    return io.NodeOutput(torch.cat(fitted), texts, json.dumps(info, ensure_ascii=False, indent=1))
 
 
 def palette_value(text: str | None) -> Any:
@@ -261,15 +271,13 @@ class WanImageEdit(io.ComfyNode):
             runs = [[(name, images.get(name)) for name in names]]
         # Validate and encode every request before any is sent: one bad picture must not leave the others
         # half-paid.
-        jobs = []
-        for named in runs:
-            inputs, labels = encode_inputs(model, named, input_format)
-            jobs.append((build(model, prompt, inputs, labels, EDIT, params), inputs, labels))
+        jobs = await runner.in_thread(
+            lambda: [prepare(model, prompt, named, input_format, EDIT, params) for named in runs])
         # The daily limit over the whole fan-out, before any request is sent (api/ledger.py).
-        usage.check_fan_out(region, [req for req, _, _ in jobs])
+        await runner.in_thread(usage.check_fan_out, region, [req for req, _, _ in jobs])
         outs = await asyncio.gather(*[send(cls, req, region=region, transport=transport, inputs=inputs,
                                            labels=labels) for req, inputs, labels in jobs])
-        return outs[0] if len(outs) == 1 else merge_outputs(outs)
+        return outs[0] if len(outs) == 1 else await runner.in_thread(merge_outputs, outs)
 
 
 class WanTextToImage(io.ComfyNode):
@@ -335,9 +343,8 @@ class WanSequential(io.ComfyNode):
                       watermark: bool = False, region: str = "default", transport: str = "auto",
                       input_format: str = "auto", **images: Any) -> io.NodeOutput:
         named = [(name, images.get(name)) for name in image_input_names(MAX_IMAGE_INPUTS)]
-        inputs, labels = encode_inputs(model, named, input_format)
         params = Params(size=size, n=n, seed=seed, watermark=watermark)
-        req = build(model, prompt, inputs, labels, SEQUENTIAL, params)
+        req, inputs, labels = await runner.in_thread(prepare, model, prompt, named, input_format, SEQUENTIAL, params)
         return await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels)
 
 
@@ -370,10 +377,10 @@ class WanInterleave(io.ComfyNode):
     async def execute(cls, model: str, prompt: str, max_images: int = 3, size: str = "1280*1280", seed: int = 0,
                       negative_prompt: str = "", watermark: bool = False, region: str = "default",
                       transport: str = "auto", input_format: str = "auto", image: Any = None) -> io.NodeOutput:
-        inputs, labels = encode_inputs(model, [("image", image)], input_format)
         params = Params(size=size, n=1, seed=seed, watermark=watermark, max_images=max_images,
                         negative_prompt=negative_prompt or None)
-        req = build(model, prompt, inputs, labels, INTERLEAVE, params)
+        req, inputs, labels = await runner.in_thread(prepare, model, prompt, [("image", image)], input_format,
+                                                     INTERLEAVE, params)
         return await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels)
 
 
@@ -388,7 +395,7 @@ class WanBBox(io.ComfyNode):
                         "(each mask's separate regions become up to 2 boxes on its picture; an empty mask means "
                         "no box) and/or the boxes string, so a detector or segmenter upstream can drive the edit.",
             inputs=[
-                model_input(EDIT, "wan2.7-image"),
+                model_input(EDIT, "wan2.7-image", needs="bbox_list"),
                 prompt_input(EDIT),
                 *image_inputs(MAX_IMAGE_INPUTS, required=1),
                 *[io.Mask.Input(name, optional=True,
@@ -416,12 +423,16 @@ class WanBBox(io.ComfyNode):
                       transport: str = "auto", input_format: str = "auto", **tensors: Any) -> io.NodeOutput:
         image_names = image_input_names(MAX_IMAGE_INPUTS)
         named = [(name, tensors.get(name)) for name in image_names]
-        inputs, labels = encode_inputs(model, named, input_format)
-        bbox_list = boxes_for(named, [tensors.get(m) for m in mask_input_names(MAX_IMAGE_INPUTS)], boxes,
-                              len(inputs))
-        params = Params(size=size, n=n, seed=seed, watermark=watermark, bbox_list=bbox_list,
-                        color_palette=palette_value(color_palette))
-        req = build(model, prompt, inputs, labels, EDIT, params)
+        masks = [tensors.get(m) for m in mask_input_names(MAX_IMAGE_INPUTS)]
+
+        def prepare_boxes() -> tuple[WanRequest, list, list[str], list]:
+            inputs, labels = encode_inputs(model, named, input_format)
+            bbox_list = boxes_for(named, masks, boxes, len(inputs))
+            params = Params(size=size, n=n, seed=seed, watermark=watermark, bbox_list=bbox_list,
+                            color_palette=palette_value(color_palette))
+            return build(model, prompt, inputs, labels, EDIT, params), inputs, labels, bbox_list
+
+        req, inputs, labels, bbox_list = await runner.in_thread(prepare_boxes)
         return await send(cls, req, region=region, transport=transport, inputs=inputs, labels=labels,
                           extra_info={"bbox_list": bbox_list})
 
@@ -519,8 +530,6 @@ class WanColorPalette(io.ComfyNode):
     @classmethod
     def execute(cls, image: Any, colors: int = 8) -> io.NodeOutput:
         import torch
-
-        from ..api.palette import palette_from_pixels, swatches
 
         pictures = image_batches([("image", image)])
         rgb = to_uint8_rgb(pictures[0][1], "image")

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from api import MODELS, build_request, encode_image, errors
+from api import MODELS, build_request, encode_image, errors, describe
 from api.transport import RetryPolicy, Timeouts
 from apitest import TEST_KEY, make_client, photo
 
@@ -185,7 +185,7 @@ def test_wan25_partial_failure_keeps_the_good_images(emulator, client):
     result = client.generate(small_edit("wan2.5-i2i-preview", n=4))
     assert len(result.images) == 2
     assert [f["code"] for f in result.failures] == ["DataInspectionFailed"] * 2
-    assert result.info()["failures"] and result.info()["images_billed"] == 2
+    assert describe(result)["failures"] and describe(result)["images_billed"] == 2
 
 
 def test_unknown_task_and_cancel(emulator):

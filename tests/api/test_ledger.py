@@ -149,7 +149,7 @@ def test_a_dead_process_reservation_stays_counted_as_unsure(tmp_path, monkeypatc
 def test_outcomes_release_or_keep_what_may_have_been_billed(emulator, tmp_path, monkeypatch):
     monkeypatch.setenv("WAN_DAILY_IMAGE_LIMIT", "100")
     client = make_client(emulator, store=Store(tmp_path))
-    ledger = client.ledger
+    ledger = open_ledger(tmp_path)
     # A task that FAILED is not billed: nothing recorded, nothing held.
     emulator.backend.add_fault({"kind": "task_failed", "code": "DataInspectionFailed", "message": "no"})
     with pytest.raises(errors.ContentModerationError):
@@ -175,10 +175,10 @@ def test_an_interrupted_running_task_is_counted_once_when_fetched_later(emulator
     threading.Timer(0.6, cancel.set).start()  # RUNNING by then: left to finish at the service
     with pytest.raises(errors.Interrupted):
         client.generate(edit(20, n=2), cancel=cancel)
-    assert [(r["pictures"], r["status"]) for r in client.ledger.entries()] == [(2, "unsure")]
+    assert [(r["pictures"], r["status"]) for r in open_ledger(tmp_path).entries()] == [(2, "unsure")]
     result = client.generate(edit(20, n=2))   # resumes the journaled task
     assert creations(emulator) == 1 and len(result.images) == 2
-    rows = client.ledger.entries()
+    rows = open_ledger(tmp_path).entries()
     assert [(r["pictures"], r["status"], r["task_id"]) for r in rows] == [(2, "billed", result.task_id)]
 
 
@@ -193,7 +193,7 @@ def test_daily_budget_uses_prices_and_names_wan_prices_when_none_is_known(emulat
         client.generate(t2i(32, n=1))   # +0.04 > 0.10
     assert "WAN_DAILY_BUDGET" in str(over.value) and "0.1 USD" in str(over.value)
     assert creations(emulator) == 1
-    summary = client.ledger.summary()
+    summary = open_ledger(tmp_path).summary()
     assert summary["models"][0]["today"] == 2 and summary["models"][0]["today_cost"] == {"USD": 0.08}
 
 

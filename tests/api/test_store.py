@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from api import MODELS, build_request, encode_image, errors
+from api import MODELS, build_request, encode_image, errors, describe
 from api.store import ResultCache, Store
 from apitest import make_client, photo
 
@@ -35,7 +35,7 @@ def test_an_unchanged_request_is_answered_from_the_cache_with_no_request(emulato
     # A new client on the same folder: what a ComfyUI restart looks like.
     again = make_client(emulator, store=Store(tmp_path)).generate(edit())
     assert len(emulator.backend.log) == before, "a cached answer must send nothing"
-    assert again.from_cache and again.info()["cached"] and again.info()["images_billed_this_run"] == 0
+    assert again.from_cache and describe(again)["cached"] and describe(again)["images_billed_this_run"] == 0
     assert [a.data for a in again.images] == [b.data for b in first.images]
     assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(again.images, first.images))
     # A new seed is a new request.
@@ -128,10 +128,11 @@ def test_cost_is_estimated_where_a_price_is_known(emulator, tmp_path, monkeypatc
     assert estimate("wan2.6-image", "beijing", 3) is None, "no price is invented"
     monkeypatch.setenv("WAN_PRICES", '{"wan2.7-image": {"amount": 0.03, "currency": "USD"}}')
     result = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=77))
-    info = result.info()
+    info = describe(result)
     assert info["cost_estimate"] == {"images": 2, "unit_price": 0.03, "currency": "USD", "total": 0.06,
                                      "source": "WAN_PRICES"}
-    again = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=77)).info()
+    again = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=77))
+    again = describe(again)
     assert again["cost_estimate"]["total"] == 0 and again["images_billed_this_run"] == 0
 
 
@@ -156,3 +157,30 @@ def test_a_failed_task_is_not_offered_again(emulator, tmp_path):
     assert [e.state for e in Store(tmp_path).journal.entries()] == ["failed"]
     make_client(emulator, store=Store(tmp_path)).generate(edit(seed=92))
     assert creations(emulator) == 2
+
+
+def test_a_failed_cache_write_leaves_no_temporary_folder(tmp_path):
+    cache = ResultCache(tmp_path, max_bytes=10**9)
+    with pytest.raises(TypeError):
+        cache.put("abc123", {"urls": []}, [b"x" * 100, object()])  # the second file cannot be written
+    assert list(tmp_path.iterdir()) == [], "a half-written temporary folder was left behind"
+
+
+def test_eviction_counts_and_clears_temporary_folders(tmp_path):
+    import os
+
+    cache = ResultCache(tmp_path, max_bytes=3000)
+    stale = tmp_path / ".dead.1.2.tmp"
+    stale.mkdir()
+    (stale / "0.png").write_bytes(b"x" * 5000)
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".busy.3.4.tmp"
+    fresh.mkdir()
+    (fresh / "0.png").write_bytes(b"x" * 2000)
+    cache.put("aaa", {"urls": []}, [b"y" * 500])
+    cache.put("bbb", {"urls": []}, [b"z" * 500])
+    assert not stale.exists(), "a temporary folder left by a dead write is never cleared"
+    # The write in progress counts: its 2000 bytes, two results and their meta.json files pass 3000, so the
+    # older result goes.
+    assert fresh.exists() and not (tmp_path / "aaa").exists() and (tmp_path / "bbb").exists()

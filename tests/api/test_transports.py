@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from api import MODELS, build_request, encode_image
+from api import MODELS, build_request, encode_image, describe
 from apitest import photo
 
 COMBOS = [
@@ -65,7 +65,7 @@ def test_every_mode_over_every_transport(client, emulator, model, mode, images, 
             assert served == image.data
             with Image.open(io.BytesIO(served)) as png:
                 assert np.array_equal(np.asarray(png.convert("RGB")), image.pixels)
-        assert result.info()["images_billed"] == expected
+        assert describe(result)["images_billed"] == expected
         if mode == "interleave":
             assert result.text.count("Step ") == 3, result.text
             types = [item["type"] for item in result.content]

@@ -116,5 +116,23 @@ def test_combinations_no_node_can_express_are_refused_by_the_client(emulator):
     assert emulator.backend.log == []
 
 
-def test_the_catalogue_is_at_least_thirty_kinds():
-    assert len(CATALOGUE) >= 30
+BOUNDS = [
+    # (node, inputs besides the bounded one, bounded input, its largest accepted value)
+    (E, {**base_e, "size": "1K", "image": pic()}, "n", 4),
+    (T, base_t, "n", 4),
+    (S, {"model": "wan2.7-image", "prompt": "a set", "seed": 0, "size": "1K"}, "n", 12),
+    (I, {"model": "wan2.6-image", "prompt": "x", "seed": 0, "size": "1024*1024"}, "max_images", 5),
+    (T, {**base_t, "seed": None}, "seed", 2147483647),
+]
+
+
+@pytest.mark.parametrize("node,inputs,param,largest", BOUNDS,
+                         ids=[f"{b[0].__name__}-{b[2]}" for b in BOUNDS])
+def test_a_bounded_input_is_taken_at_its_limit_and_refused_past_it(emulator, node, inputs, param, largest):
+    """Both sides of each boundary: the largest value is sent and served; one more is refused, unsent."""
+    with pytest.raises(api.WanInputError) as info:
+        _call(node, {**inputs, param: largest + 1})
+    assert info.value.param == param and str(largest) in str(info.value)
+    assert emulator.backend.log == []
+    out = _call(node, {**inputs, param: largest})
+    assert emulator.backend.stats()["creations"] == 1 and out.args[0].shape[0] >= 1

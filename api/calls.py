@@ -1,0 +1,288 @@
+"""The service's calls, one method each: sync generation, a stream, and a task's create / query / cancel /
+wait. No cache and no journal here (that is `resumable.py`); every HTTP detail (retries, THE RULE of never
+paying twice) is `transport.py`'s.
+
+Blocking by design (requests): ComfyUI nodes run these in a worker thread and pass a `threading.Event` as
+`cancel`. Every wait watches it; a stream being read is closed from a watcher thread when it is set. A sync
+call cannot be interrupted mid-request (the service answers only at the end); its paid answer is still
+kept when it arrives (see resumable.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import requests
+import urllib3
+
+from . import answers
+from .answers import CANCELED, FAILED, KNOWN_STATES, PENDING, SUCCEEDED, UNKNOWN, StreamAssembler
+from .errors import (
+    Interrupted, RateLimitError, ServerError, TaskCanceledError, TaskExpiredError, WanConnectionError, WanError,
+    WanTimeoutError, api_error,
+)
+from .models import IMAGE_SYNTHESIS, SYNC
+from .ratelimit import TokenBucket
+from .request import WanRequest
+from .result import Emitter, WanResult
+from .secrets import get_logger
+from .sse import SSEParser
+from .transport import Transport
+from .waiting import pause
+
+log = get_logger("wan.client")
+
+SYNC_PATH = "services/aigc/multimodal-generation/generation"
+ASYNC_PATH = "services/aigc/image-generation/generation"
+IMAGE_SYNTHESIS_PATH = "services/aigc/image2image/image-synthesis"
+
+# What a broken connection looks like while a stream is read, across requests, urllib3 1.26-2.x and
+# http.client. Anything else (AttributeError, TypeError, ...) is a bug and surfaces as one, never as a
+# "maybe billed" cut.
+NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """How often a task is queried: notice a finished task within ~0.5 s early on, then back off.
+
+    The per-account limiter (ratelimit.py) caps the total across all nodes; this is per task.
+    """
+
+    fast: float = 0.5
+    fast_until: float = 10.0
+    medium: float = 1.0
+    medium_until: float = 120.0
+    slow: float = 2.0
+
+    def interval(self, elapsed: float) -> float:
+        if elapsed < self.fast_until:
+            return self.fast
+        if elapsed < self.medium_until:
+            return self.medium
+        return self.slow
+
+
+def reader(response: requests.Response) -> Callable[[int], bytes]:
+    """`read(n)` returning what has arrived (up to n bytes) without waiting for all n: a stream's frames
+    must reach the user as they come. urllib3 has `read1` only from 2.2; before it, the http.client response
+    underneath has had it all along (streams are requested with Accept-Encoding: identity, so there is no
+    content decoding for urllib3 to do)."""
+    raw = response.raw
+    if hasattr(raw, "read1"):
+        return raw.read1
+    return raw._fp.read1
+
+
+class ServiceCalls:
+    def __init__(self, transport: Transport, *, poll: PollSchedule, task_limiter: TokenBucket,
+                 max_wait: float, query_failure_budget: float) -> None:
+        self.transport = transport
+        self.endpoint = transport.endpoint.label
+        self.poll = poll
+        self.task_limiter = task_limiter
+        self.max_wait = max_wait
+        self.query_failure_budget = query_failure_budget
+
+    # ---- sync and streaming ----------------------------------------------------------------------------
+
+    def sync(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter) -> WanResult:
+        emit("sending")
+        response = self.transport.request(
+            "POST", SYNC_PATH, json_body=req.body, billable=True, read_timeout=self.transport.timeouts.sync_read,
+            cancel=cancel, on_retry=emit.retry)
+        return answers.sync_result(req, answers.json_object(response, self.endpoint), SYNC, self.endpoint,
+                                   response.status_code)
+
+    def stream(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter) -> WanResult:
+        body = copy.deepcopy(req.body)
+        # The SDK sends only the header; the newest reference also shows parameters.stream. Send both.
+        body.setdefault("parameters", {})["stream"] = True
+        emit("sending")
+        response = self.transport.request(
+            "POST", SYNC_PATH, json_body=body, billable=True, stream=True,
+            headers={"X-DashScope-Sse": "enable", "Accept": "text/event-stream", "Accept-Encoding": "identity"},
+            read_timeout=self.transport.timeouts.stream_idle, cancel=cancel, on_retry=emit.retry)
+        if response.headers.get("Content-Type", "").split(";")[0].strip().lower() == "application/json":
+            # The service may answer a stream request with one JSON body: that is a sync answer, and its
+            # pictures are paid for.
+            with response:
+                return answers.sync_result(req, answers.json_object(response, self.endpoint), SYNC, self.endpoint,
+                                           response.status_code)
+        assembler = StreamAssembler(req, self.endpoint, emit)
+        parser = SSEParser()
+        read = reader(response)
+        with _CloseOnCancel(response, cancel) as watch:
+            try:
+                while not assembler.finished:
+                    chunk = read(65536)
+                    for event in parser.feed(chunk) if chunk else parser.finish():
+                        assembler.take(event)
+                    if not chunk:
+                        break
+            except WanError:
+                raise
+            except Exception as exc:
+                if watch.fired:  # the watcher closed the response under the reader: whatever it raised
+                    raise self._stopped(assembler) from None
+                if not isinstance(exc, NETWORK_ERRORS):
+                    raise
+                if _is_timeout(exc):
+                    raise assembler.cut(f"no data for {self.transport.timeouts.stream_idle:.0f} s "
+                                        "(idle-read timeout)") from None
+                raise assembler.cut(f"the stream broke ({type(exc).__name__})") from None
+        if watch.fired and not assembler.finished:
+            raise self._stopped(assembler)
+        if not assembler.finished:
+            raise assembler.cut("the stream ended before its final frame")
+        return assembler.result
+
+    @staticmethod
+    def _stopped(assembler: StreamAssembler) -> Interrupted:
+        result = assembler.result
+        exc = Interrupted(f"stopped by the user while the stream was running; {len(result.urls)} picture(s) had "
+                          "arrived (billed)", request_id=result.request_id)
+        exc.partial = result
+        return exc
+
+    # ---- async tasks -----------------------------------------------------------------------------------
+
+    def create_task(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter) -> tuple[str, str | None]:
+        """Create the task (billable). Returns (task_id, request_id)."""
+        path = IMAGE_SYNTHESIS_PATH if req.protocol == IMAGE_SYNTHESIS else ASYNC_PATH
+        emit("sending")
+        response = self.transport.request(
+            "POST", path, json_body=req.body, headers={"X-DashScope-Async": "enable"}, billable=True,
+            read_timeout=self.transport.timeouts.create_read, cancel=cancel, on_retry=emit.retry)
+        data = answers.json_object(response, self.endpoint)
+        task_id = (data.get("output") or {}).get("task_id")
+        if not task_id:
+            raise api_error(data.get("code"), data.get("message") or "the service created no task",
+                            status=response.status_code, request_id=answers.request_id_of(data),
+                            endpoint=self.endpoint)
+        log.info("created task %s for %s (%s)", task_id, req.model, req.mode)
+        return task_id, answers.request_id_of(data)
+
+    def get_task(self, task_id: str, cancel: threading.Event | None = None) -> dict[str, Any]:
+        """One task query (rate-limited per account, retried as idempotent)."""
+        self.task_limiter.acquire(cancel)
+        response = self.transport.request("GET", f"tasks/{task_id}", billable=False,
+                                          read_timeout=self.transport.timeouts.query_read, cancel=cancel)
+        return answers.json_object(response, self.endpoint)
+
+    def cancel_task(self, task_id: str) -> bool:
+        """Cancel a PENDING task. True if the service canceled it; False if it was too late."""
+        try:
+            self.transport.request("POST", f"tasks/{task_id}/cancel", billable=False,
+                                   read_timeout=self.transport.timeouts.query_read)
+            return True
+        except WanError as exc:
+            log.info("cancel of task %s refused: %s", task_id, exc)
+            return False
+
+    def wait_task(self, task_id: str, cancel: threading.Event | None, emit: Emitter,
+                  cancel_pending_on_interrupt: bool = True) -> dict[str, Any]:
+        """Poll until the task ends. SUCCEEDED -> the task's JSON; otherwise a WanError.
+
+        Interrupted while PENDING: the task is canceled at the service (nothing is billed). Interrupted
+        while RUNNING: the task is left to finish; `Interrupted.task_id` says which, so it can be fetched.
+        """
+        waited_from = time.monotonic()
+        status = PENDING
+        failing_since: float | None = None
+        warned: set[str] = set()
+        while True:
+            try:
+                try:
+                    data = self.get_task(task_id, cancel)
+                except (WanConnectionError, ServerError, RateLimitError) as exc:
+                    # The task lives on at the service whatever our network does: a paid result is worth
+                    # waiting for. Keep polling through transient faults for a while before giving up.
+                    now = time.monotonic()
+                    failing_since = failing_since or now
+                    if now - failing_since > self.query_failure_budget:
+                        raise
+                    emit("retry", task_id=task_id, status=status, message=f"task query failed ({exc.code or exc})")
+                    pause(self.poll.medium, cancel)
+                    continue
+                failing_since = None
+                seen = answers.task_status(data)
+                if seen == SUCCEEDED:
+                    return data
+                if seen == FAILED:
+                    raise answers.task_failure(data, task_id, self.endpoint)
+                if seen == CANCELED:
+                    raise TaskCanceledError("the task was canceled", task_id=task_id, endpoint=self.endpoint)
+                if seen == UNKNOWN:
+                    raise TaskExpiredError("the service does not know this task", task_id=task_id,
+                                           endpoint=self.endpoint)
+                if seen is None or seen not in KNOWN_STATES:
+                    # Not a state the reference names (or no state at all): say so, and keep the task alive;
+                    # it may still finish, and it is paid for if it does.
+                    shown = seen or "(no task_status in the answer)"
+                    if shown not in warned:
+                        warned.add(shown)
+                        log.warning("task %s: the service reports status %s, which this pack does not know; "
+                                    "waiting on", task_id, shown)
+                    emit("status", task_id=task_id, status=shown, message=f"unknown task status {shown}")
+                else:
+                    status = seen
+                    emit("status", task_id=task_id, status=status)
+                if time.monotonic() - waited_from > self.max_wait:
+                    raise WanTimeoutError(f"task still {seen or status} after {self.max_wait:.0f} s; it may still "
+                                          "finish and be billed", maybe_billed=True, task_id=task_id,
+                                          endpoint=self.endpoint)
+                pause(self.poll.interval(time.monotonic() - emit.started), cancel)
+            except Interrupted:
+                raise self._interrupt(task_id, status, cancel_pending_on_interrupt) from None
+
+    def _interrupt(self, task_id: str, status: str, cancel_pending: bool) -> Interrupted:
+        if status == PENDING and cancel_pending and self.cancel_task(task_id):
+            exc = Interrupted("stopped by the user; the task was still queued and has been canceled at the "
+                              "service, so nothing is billed", task_id=task_id)
+            exc.task_canceled = True
+            return exc
+        return Interrupted(f"stopped by the user; the task was {status} and will finish at the service (and "
+                           "be billed); queue the same graph again to fetch its result", task_id=task_id)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, TimeoutError) or "timed out" in str(exc).lower() or "Timeout" in type(exc).__name__:
+            return True
+        exc = exc.__context__ or exc.__cause__  # type: ignore[assignment]
+    return False
+
+
+class _CloseOnCancel:
+    """Closes a streaming response when `cancel` is set, so a blocked read returns at once."""
+
+    def __init__(self, response: requests.Response, cancel: threading.Event | None) -> None:
+        self.response = response
+        self.cancel = cancel
+        self.fired = False
+        self._done = threading.Event()
+
+    def __enter__(self) -> "_CloseOnCancel":
+        if self.cancel is not None:
+            threading.Thread(target=self._watch, daemon=True, name="wan-stream-cancel").start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            if self.cancel.wait(0.1):  # type: ignore[union-attr]
+                if not self._done.is_set():
+                    self.fired = True
+                    self.response.close()
+                return
+
+    def __exit__(self, *exc: Any) -> None:
+        self._done.set()
+        self.response.close()

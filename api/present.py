@@ -1,0 +1,42 @@
+"""How a result is shown to a user: the `info` JSON a node outputs (ids, what was billed, a cost estimate
+where a price is known, when each result URL expires)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from .download import url_expiry
+from .pricing import estimate
+from .result import WanResult
+
+
+def expiry(url: str) -> str | None:
+    """When a pre-signed result URL stops working, as ISO 8601 UTC; None if it does not say."""
+    expires = url_expiry(url)
+    return datetime.fromtimestamp(expires, timezone.utc).isoformat() if expires else None
+
+
+def describe(result: WanResult) -> dict[str, Any]:
+    images = result.images + [None] * len(result.urls)
+    billed_now = 0 if result.from_cache else result.images_billed   # a cached answer was billed once, before
+    info: dict[str, Any] = {
+        "model": result.model,
+        "mode": result.mode,
+        "transport": result.transport,
+        "request_id": result.request_id,
+        "task_id": result.task_id,
+        "usage": result.usage,
+        "images_billed": result.images_billed,
+        "images_billed_this_run": billed_now,
+        "cached": result.from_cache,
+        "results": [{"url": url, "expires_at": expiry(url), "width": img.width if img else None,
+                     "height": img.height if img else None} for url, img in zip(result.urls, images)],
+        "failures": result.failures,
+        "cost_estimate": estimate(result.model, result.region, billed_now),
+        "endpoint": result.endpoint,
+        "elapsed_s": round(result.elapsed, 3),
+    }
+    if result.incomplete:
+        info["incomplete"] = result.incomplete
+    return info

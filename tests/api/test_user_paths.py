@@ -1,0 +1,189 @@
+"""The paths users really take that once cost money or pictures: switching endpoint or key, a task that
+failed, a sync run interrupted, a stream stopped after pictures arrived, the journal's database locked."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from api import MODELS, Store, build_request, describe, encode_image, errors
+from api.answers import FAILED, task_failure, task_status
+from api.emulator import EmulatorServer, Settings
+from apitest import TEST_KEY, make_client, photo
+
+OTHER_KEY = "sk-test-other-account-1234"
+
+
+def edit(seed=1, n=2, model="wan2.7-image"):
+    spec = MODELS[model]
+    size = "1024*1024" if model.startswith("wan2.5") else "1K"
+    return build_request(model, "make it autumn", [encode_image(photo(400, 400), spec.image)], n=n, size=size,
+                         seed=seed)
+
+
+def creations(emulator):
+    return emulator.backend.stats()["creations"]
+
+
+def pixels(result):
+    return [img.pixels for img in result.images]
+
+
+@pytest.fixture
+def two_keys():
+    server = EmulatorServer(settings=Settings(queue_time=0.1, service_time=0.2,
+                                              api_keys=[TEST_KEY, OTHER_KEY])).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def second_emulator():
+    server = EmulatorServer(settings=Settings(queue_time=0.1, service_time=0.2, api_keys=[TEST_KEY])).start()
+    yield server
+    server.stop()
+
+
+# ---- the cache and the journal belong to an account at an endpoint ---------------------------------------
+
+def test_a_result_cached_from_one_endpoint_is_not_served_for_another(emulator, second_emulator, tmp_path):
+    first = make_client(emulator, store=Store(tmp_path)).generate(edit())
+    assert creations(emulator) == 1
+    # The same graph, now pointed at another service (e.g. from the emulator to the real one).
+    moved = make_client(second_emulator, store=Store(tmp_path)).generate(edit())
+    assert not moved.from_cache, "a picture made by another endpoint was served as this one's"
+    assert creations(second_emulator) == 1
+    # Back at the first endpoint: its own result, from the cache, nothing sent.
+    before = len(emulator.backend.log)
+    back = make_client(emulator, store=Store(tmp_path)).generate(edit())
+    assert back.from_cache and len(emulator.backend.log) == before
+    assert all(np.array_equal(a, b) for a, b in zip(pixels(back), pixels(first)))
+
+
+def test_a_result_cached_for_one_account_is_not_served_to_another(two_keys, tmp_path):
+    make_client(two_keys, store=Store(tmp_path)).generate(edit())
+    other = make_client(two_keys, key=OTHER_KEY, store=Store(tmp_path)).generate(edit())
+    assert not other.from_cache and creations(two_keys) == 2
+    again = make_client(two_keys, store=Store(tmp_path)).generate(edit())
+    assert again.from_cache and creations(two_keys) == 2
+
+
+def test_a_task_journaled_for_one_account_is_not_resumed_by_another(two_keys, tmp_path):
+    two_keys.backend.configure(queue_time=0.0, service_time=2.0)
+    cancel = threading.Event()
+    threading.Timer(0.4, cancel.set).start()
+    with pytest.raises(errors.Interrupted):
+        make_client(two_keys, store=Store(tmp_path)).generate(edit(), cancel=cancel)
+    two_keys.backend.configure(service_time=0.2)
+    other = make_client(two_keys, key=OTHER_KEY, store=Store(tmp_path)).generate(edit())
+    assert creations(two_keys) == 2, "the other account must create its own task"
+    assert other.task_id != Store(tmp_path).journal.entries()[0].task_id
+
+
+# ---- a task that produced nothing ends its journal entry --------------------------------------------------
+
+@pytest.mark.parametrize("model,fault", [
+    ("wan2.7-image", {"kind": "task_failed", "code": "DataInspectionFailed", "message": "output flagged"}),
+    ("wan2.5-i2i-preview", {"kind": "partial_failure", "failed": 2, "code": "DataInspectionFailed",
+                            "message": "output flagged"}),
+], ids=["FAILED", "wan2.5-every-result-failed"])
+def test_a_failed_task_is_reported_and_the_next_run_creates_a_new_one(emulator, tmp_path, model, fault):
+    emulator.backend.add_fault(fault)
+    with pytest.raises(errors.ContentModerationError) as info:
+        make_client(emulator, store=Store(tmp_path)).generate(edit(model=model))
+    assert info.value.code == "DataInspectionFailed" and "output flagged" in str(info.value)
+    assert [e.state for e in Store(tmp_path).journal.entries()] == ["failed"]
+    result = make_client(emulator, store=Store(tmp_path)).generate(edit(model=model))
+    assert creations(emulator) == 2, "the failed task was resumed instead of a new one created"
+    assert len(result.images) == 2
+
+
+def test_the_top_level_error_form_of_a_task_answer_is_a_failed_task():
+    # Seed 001 (the wan2.7 page), 任务执行异常: the answer carries code/message at the top, no output.
+    answer = {"request_id": "a4d78a5f", "code": "InvalidParameter", "message": "num_images_per_prompt must be 1"}
+    assert task_status(answer) == FAILED
+    error = task_failure(answer, "task-1", "here")
+    assert isinstance(error, errors.InvalidParameterError)
+    assert error.code == "InvalidParameter" and "num_images_per_prompt must be 1" in str(error)
+    assert task_status({"request_id": "x", "output": {"task_id": "t", "task_status": "SUSPENDED"}}) == "SUSPENDED"
+    assert task_status({"request_id": "x"}) is None
+
+
+# ---- an interrupted run keeps what it paid for --------------------------------------------------------------
+
+def test_a_sync_run_interrupted_keeps_its_paid_pictures_for_the_next_run(emulator, tmp_path):
+    emulator.backend.configure(queue_time=0.0, service_time=1.0)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()   # ComfyUI's Cancel lands while the service is generating
+    first = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=5), transport="sync", cancel=cancel)
+    assert cancel.is_set() and len(first.images) == 2
+    before = len(emulator.backend.log)
+    again = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=5), transport="sync")
+    assert len(emulator.backend.log) == before, "the next identical run sent a request"
+    assert again.from_cache and all(np.array_equal(a, b) for a, b in zip(pixels(again), pixels(first)))
+    assert [e.state for e in Store(tmp_path).journal.entries()] == ["fetched"]
+
+
+def test_a_stream_stopped_after_pictures_arrived_keeps_them(emulator, tmp_path):
+    emulator.backend.configure(queue_time=0.0, service_time=3.0)
+    req = build_request("wan2.6-image", "a tutorial for tea", [], mode="interleave", max_images=4,
+                        size="1024*1024", seed=3)
+    cancel = threading.Event()
+    arrived = []
+
+    def on_progress(p):
+        if p.kind == "image":
+            arrived.append(p.images_done)
+            cancel.set()   # the user presses Cancel once the first picture is in
+    with pytest.raises(errors.Interrupted) as info:
+        make_client(emulator, store=Store(tmp_path)).generate(req, transport="stream", cancel=cancel,
+                                                              on_progress=on_progress)
+    kept = info.value.partial
+    assert arrived and kept is not None and 1 <= len(kept.images) < 4
+    before = len(emulator.backend.log)
+    again = make_client(emulator, store=Store(tmp_path)).generate(req, transport="stream")
+    assert len(emulator.backend.log) == before, "the next identical run sent a request"
+    assert again.from_cache and again.incomplete
+    assert [i.data for i in again.images] == [i.data for i in kept.images]
+
+
+# ---- the journal's database locked never fails a paid run --------------------------------------------------
+
+def test_a_locked_journal_never_fails_a_paid_run(emulator, tmp_path, monkeypatch):
+    import api.store
+
+    monkeypatch.setattr(api.store, "BUSY_TIMEOUT_S", 0.05)
+    store = Store(tmp_path)
+    # Another process holds the journal's database for longer than any busy timeout or retry.
+    other = sqlite3.connect(tmp_path / "journal.sqlite3", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        result = make_client(emulator, store=store).generate(edit(seed=9))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert len(result.images) == 2 and creations(emulator) == 1
+    assert time.monotonic() - started < 10
+    # And the picture is in the cache all the same.
+    assert make_client(emulator, store=Store(tmp_path)).generate(edit(seed=9)).from_cache
+
+
+def test_a_journal_write_waits_out_a_short_lock(emulator, tmp_path):
+    store = Store(tmp_path)
+    other = sqlite3.connect(tmp_path / "journal.sqlite3", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    threading.Timer(0.5, lambda: other.execute("ROLLBACK")).start()
+    store.journal.record("fp", "acct", "task-1", None, "wan2.7-image", "edit")
+    assert [e.task_id for e in store.journal.entries()] == ["task-1"]
+    other.close()
+
+
+def test_info_is_described_outside_the_result(emulator, tmp_path):
+    result = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=11))
+    info = describe(result)
+    assert info["images_billed"] == 2 and len(info["results"]) == 2 and not hasattr(result, "info")
