@@ -184,6 +184,10 @@ class Ledger:
                 # Locked before it gets its name, so nobody can find it unlocked and call us dead.
                 os.replace(tmp, owners / f"{token}.lock")
                 self._owner, self._owner_fd = token, fd
+                # The marks of processes that ended with nothing in flight: nobody else would remove them.
+                for other in owners.glob("*.lock"):
+                    if other.stem != token:
+                        self._alive(other.stem)
             return self._owner
 
     def _alive(self, owner: str) -> bool:
@@ -195,12 +199,12 @@ class Ledger:
         except FileNotFoundError:
             return False
         try:
-            if filelock.try_lock(fd):
-                filelock.unlock(fd)
+            if filelock.try_lock(fd):   # nobody holds it: its process is gone
                 try:
                     path.unlink()
                 except OSError:
                     pass
+                filelock.unlock(fd)
                 return False
             return True
         finally:

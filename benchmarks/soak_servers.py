@@ -278,17 +278,28 @@ def account(sc: Scenario, backend: Any) -> dict[str, Any]:
     row = Counter()
     intervals = []
     for node in sc.nodes:
-        created = by_label.get(node.label, [])
+        created, canceled = [], 0
+        for e in by_label.get(node.label, []):
+            task = tasks.get(e.get("task_id", ""))
+            if task is not None and task.canceled_at is not None and task.finished is None:
+                # Canceled while still queued at the service (the pack cancels a PENDING task when its run
+                # is stopped): nothing was made or billed. Counted apart, not as a creation.
+                canceled += 1
+                intervals.append((task.created, task.canceled_at, False))
+            else:
+                created.append(e)
         billed = sum(billed_by_request[e["request_id"]] for e in created)
         announced = 0
         for e in created:
             if "task_id" in e:
                 task = tasks[e["task_id"]]
-                intervals.append((task.created, task.created + task.queue_time + task.service_time))
+                intervals.append((task.created, task.created + task.queue_time + task.service_time,
+                                  bool(e.get("task_id_lost"))))
                 if task.announced and task.finished and task.finished.get("task_status") == "SUCCEEDED":
                     announced += billed_by_request[e["request_id"]]
             else:
                 announced += e.get("images_announced", 0)
+        row["canceled"] += canceled
         row["runs"] += 1
         row["siblings"] += node.sibling
         row[node.verdict] += 1
@@ -298,8 +309,12 @@ def account(sc: Scenario, backend: Any) -> dict[str, Any]:
         row["delivered"] += node.delivered
         row["lost"] += max(0, announced - node.delivered)
         row["transit"] += billed - announced
+    # The most generations at once at the service, leaving out tasks whose id never reached the pack (the
+    # answer to their creation was cut): no client can know they run, so the pack frees their slot.
+    known = [(a, b) for a, b, lost in intervals if not lost]
+    row["orphans"] = sum(1 for *_, lost in intervals if lost)
     level = peak = 0
-    for _, step in sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals]):
+    for _, step in sorted([(b, -1) for _, b in known] + [(a, 1) for a, _ in known]):
         level += step
         peak = max(peak, level)
     row["peak"] = peak
@@ -350,12 +365,13 @@ def run(emulator_module: Any, key: str, rounds: int, log: Any = print) -> tuple[
     finally:
         server.stop()
 
-    lines = [f"{'scenario':<32}{'runs':>5}{'ok':>5}{'clear':>6}{'unclear':>8}{'creat.':>7}{'billed':>7}"
+    lines = [f"{'scenario':<32}{'runs':>5}{'ok':>5}{'clear':>6}{'unclear':>8}{'creat.':>7}{'canc.':>6}{'billed':>7}"
              f"{'deliv.':>7}{'lost':>5}{'transit':>8}{'peak':>5}{'over':>5}{'secs':>6}"]
     for sc in plan:
         r = rows[sc.name]
         lines.append(f"{sc.name:<32}{r['runs']:>5}{r['succeeded']:>5}{r['clear']:>6}"
-                     f"{r['UNCLEAR'] + r['pending']:>8}{r['creations']:>7}{r['billed']:>7}{r['delivered']:>7}"
+                     f"{r['UNCLEAR'] + r['pending']:>8}{r['creations']:>7}{r['canceled']:>6}{r['billed']:>7}"
+                     f"{r['delivered']:>7}"
                      f"{r['lost']:>5}{r['transit']:>8}{r['peak'] or '-':>5}{r['over']:>5}{sc.seconds:>6.0f}")
     total = sum((rows[sc.name] for sc in plan), Counter())
     multi = total["multi"]
@@ -373,8 +389,11 @@ def run(emulator_module: Any, key: str, rounds: int, log: Any = print) -> tuple[
         f" wherever the service accepted one ({total['creations']} creations)",
         f"results lost: {total['lost']}",
         f"pictures billed over the daily limit: {total['over']}",
+        f"tasks canceled while still queued (a run stopped; nothing made or billed), not counted as creations: "
+        f"{total['canceled']}",
         f"most generations at once at the service with WAN_MAX_CONCURRENT=4 on both servers: "
-        f"{max(rows[sc.name]['peak'] for sc in plan if sc.env.get('WAN_MAX_CONCURRENT') == '4')}",
+        f"{max(rows[sc.name]['peak'] for sc in plan if sc.env.get('WAN_MAX_CONCURRENT') == '4')} (leaving out "
+        f"{total['orphans']} task(s) whose id never reached the pack)",
         f"'database is locked' in the servers' logs: {locked_logs}",
         "the ledger (user/wan_image) against the service's own count of billed pictures: " + "; ".join(
             f"{', '.join(sc.name.split(': ')[1] for sc in plan if sc.group == g)}: ledger {t.get('billed', 0)} "

@@ -139,6 +139,8 @@ def test_a_dead_process_reservation_stays_counted_as_unsure(tmp_path, monkeypatc
         ledger.reserve("acct", "e", "wan2.7-image", 2)
     rows = ledger.entries()
     assert [(r["pictures"], r["status"]) for r in rows] == [(4, "unsure")]
+    # The dead process's mark is gone; only this process's remains.
+    assert len(list((tmp_path / "ledger-owners").glob("*.lock"))) == 1
     # Its task, fetched later by a resumed run, replaces the unsure count with what was billed.
     resumed = ledger.reserve("acct", "e", "wan2.7-image", 4, fingerprint="f" * 64, resumed=True)
     ledger.settle(resumed, 2, "req", "task-1")
