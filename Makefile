@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PORT ?= 8470
 
-.PHONY: venv test demo emulator bench soak screenshots clean
+.PHONY: venv test demo emulator probe bench soak screenshots clean
 
 venv:
 	@bash scripts/setup_venv.sh
@@ -17,6 +17,11 @@ test: venv
 
 emulator: venv
 	$(PY) -m api.emulator --port $(PORT)
+
+# Compares the real service's answers with the emulator's (billed: it prints the price and sends nothing
+# without --yes). `make probe ARGS=--yes` (or YES=1) to run it; see the README.
+probe: venv
+	$(PY) -m api.probe $(if $(YES),--yes) $(ARGS)
 
 clean:
 	rm -rf .venv demo_output test_artifacts .comfy_host

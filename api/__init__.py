@@ -10,17 +10,18 @@ The emulator of the service (for tests and for building graphs offline) is `pyth
 This module is the public surface: import from `api`, not from its submodules.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import errors
 from .calls import PollSchedule
 from .client import TRANSPORTS, WanClient
-from .config import REGIONS, Endpoint, resolve_api_key, resolve_endpoint, state_dir
+from .config import REGIONS, Endpoint, endpoint_overridden, resolve_api_key, resolve_endpoint, state_dir
 from .encoding import encode_image, encode_images, to_uint8_rgb
 from .errors import *  # noqa: F401,F403 - the exception families are part of the API
 from .errors import WanError, WanInputError
 from .models import (
-    EDIT, INTERLEAVE, MODEL_NAMES, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, get_model, models_with_mode,
+    EDIT, INTERLEAVE, MODEL_NAMES, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, check_region, choose_transport, get_model,
+    models_with_mode, region_summary, streaming_offers, transport_summary,
 )
 from .palette import palette_from_pixels, swatches
 from .present import describe

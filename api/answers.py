@@ -44,14 +44,16 @@ def json_object(response: Any, endpoint: str) -> dict[str, Any]:
 def content_of(output: dict[str, Any]) -> list[dict[str, Any]]:
     """The text and image items of a multimodal answer, in order."""
     items: list[dict[str, Any]] = []
-    for choice in output.get("choices") or []:
-        message = (choice or {}).get("message") or {}
-        for item in message.get("content") or []:
+    choices = output.get("choices")
+    for choice in choices if isinstance(choices, list) else []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        for item in content if isinstance(content, list) else []:
             if not isinstance(item, dict):
                 continue
-            if item.get("image"):
+            if isinstance(item.get("image"), str) and item["image"]:
                 items.append({"type": "image", "url": item["image"]})
-            elif item.get("text") is not None and item.get("type", "text") == "text":
+            elif isinstance(item.get("text"), str) and item.get("type", "text") == "text":
                 items.append({"type": "text", "text": item["text"]})
     return items
 
@@ -143,6 +145,9 @@ class StreamAssembler:
             data = event.json() or {}
         except ValueError:
             raise self.cut("a stream frame was not valid JSON") from None
+        if not isinstance(data, dict):
+            # The service's data, not our bug: keep what arrived (paid) and report the frame.
+            raise self.cut(f"a stream frame was not a JSON object ({type(data).__name__})")
         result.request_id = request_id_of(data) or result.request_id
         if event.event == "error" or (event.status is not None and event.status >= 400) or data.get("code"):
             error = api_error(data.get("code"), data.get("message"), status=event.status,
@@ -150,7 +155,7 @@ class StreamAssembler:
             # Pictures that arrived before the error were generated, and are billed: keep them with the error.
             error.partial = result
             raise error
-        if data.get("usage"):
+        if isinstance(data.get("usage"), dict):
             result.usage = data["usage"]
         output = _output(data)
         for item in content_of(output):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import http.client
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -280,9 +281,28 @@ class _CloseOnCancel:
             if self.cancel.wait(0.1):  # type: ignore[union-attr]
                 if not self._done.is_set():
                     self.fired = True
+                    _shut_down(self.response)
                     self.response.close()
                 return
 
     def __exit__(self, *exc: Any) -> None:
         self._done.set()
         self.response.close()
+
+
+def _shut_down(response: requests.Response) -> None:
+    """Unblock a read waiting for the next frame: close() alone waits for that read (the service meanwhile
+    goes on generating, and billing, pictures). Shutting the socket down ends the read at once."""
+    raw = response.raw
+    shutdown = getattr(raw, "shutdown", None)   # urllib3 >= 2.3
+    try:
+        if shutdown is not None:
+            shutdown()
+            return
+        sock = getattr(getattr(raw, "_connection", None), "sock", None) or \
+            getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None)
+        sock = getattr(sock, "_sock", sock)
+        if isinstance(sock, socket.socket):
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass   # already closed

@@ -21,7 +21,7 @@ from typing import Any
 from .calls import PollSchedule, ServiceCalls
 from .config import Endpoint, resolve_api_key, resolve_endpoint
 from .download import Downloader
-from .errors import WanInputError
+from . import models
 from .ratelimit import TokenBucket, generation_slots, task_query_limiter
 from .request import WanRequest
 from .result import Emitter, OnProgress, WanResult
@@ -30,7 +30,7 @@ from .secrets import ApiKey
 from .store import Store
 from .transport import RetryPolicy, Timeouts, Transport
 
-TRANSPORTS = ("auto", "sync", "stream", "async")
+TRANSPORTS = models.TRANSPORT_CHOICES
 
 
 class WanClient:
@@ -83,6 +83,8 @@ class WanClient:
         fetched (same account and endpoint) is answered from the result cache with no request at all, and
         an identical async task created earlier and not yet fetched is resumed instead of created again."""
         chosen = self.choose_transport(req, transport)
+        # issue 10: a region whose endpoints the model's page does not list is refused before anything is sent.
+        models.check_region(req.model, self.endpoint.region, self.endpoint.overridden)
         started = time.monotonic()
         emit = Emitter(on_progress, started)
         result = self.resumable.generate(req, chosen, cancel, emit, download=download, use_cache=use_cache)
@@ -101,14 +103,8 @@ class WanClient:
 
     @staticmethod
     def choose_transport(req: WanRequest, transport: str) -> str:
-        if transport not in TRANSPORTS:
-            raise WanInputError("transport", f"{transport!r} is not one of {', '.join(TRANSPORTS)}")
-        if transport == "auto":
-            return req.transports[0]
-        if transport not in req.transports:
-            raise WanInputError("transport", f"{req.model} {req.mode} works over "
-                                             f"{', '.join(req.transports)}, not {transport}")
-        return transport
+        # issue 10: the rule lives in api/models.py (one copy, read by the nodes' validation too).
+        return models.choose_transport(req.model, req.mode, transport)
 
     # ---- single calls, for scripts and tests -------------------------------------------------------
 

@@ -107,6 +107,12 @@ class Endpoint:
         return self.base_url + "/" + path.lstrip("/")
 
 
+def endpoint_overridden(environ: dict[str, str] | None = None) -> bool:
+    """Whether DASHSCOPE_HTTP_BASE_URL names the endpoint (then it, not the region, decides what is offered)."""
+    env = os.environ if environ is None else environ
+    return bool(env.get(ENV_BASE_URL, "").strip())
+
+
 def resolve_endpoint(region: str | None = None, environ: dict[str, str] | None = None) -> Endpoint:
     env = os.environ if environ is None else environ
     override = env.get(ENV_BASE_URL, "").strip()

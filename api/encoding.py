@@ -187,11 +187,14 @@ def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def fit_to_limits(rgb: np.ndarray, limits: ImageLimits, name: str = "image") -> np.ndarray:
-    """Scale up a side under the minimum, down a side over the maximum; refuse an aspect out of bounds."""
+    """Scale up a side under the minimum, down a side over the maximum; refuse an aspect out of bounds.
+
+    Limits no vendor page states (`limits.reference_only`) are never grounds for a refusal here: what cannot
+    be fitted is sent as it is, and the service judges it."""
     h, w = rgb.shape[:2]
     long_, short = max(w, h), min(w, h)
     aspect = long_ / short
-    if limits.max_aspect and aspect > limits.max_aspect + 1e-9:
+    if limits.max_aspect and aspect > limits.max_aspect + 1e-9 and limits.certain("max_aspect"):
         r = int(limits.max_aspect)
         raise WanInputError(name, f"is {w}x{h} px, aspect {aspect:.2f}:1; the model takes 1:{r} to {r}:1 "
                                   "(crop or pad the picture first)")
@@ -201,6 +204,8 @@ def fit_to_limits(rgb: np.ndarray, limits: ImageLimits, name: str = "image") -> 
     if long_ * scale > limits.max_side:
         scale = limits.max_side / long_
         if short * scale < limits.min_side - 1e-9:
+            if not (limits.certain("min_side") and limits.certain("max_side")):
+                return rgb
             raise WanInputError(name, f"is {w}x{h} px; no scaling fits both sides in {limits.min_side}-"
                                       f"{limits.max_side} px (crop the picture first)")
     if scale == 1.0:
@@ -227,6 +232,8 @@ def encode_image(picture: Any, limits: ImageLimits, fmt: str = "auto", name: str
         h, w = rgb.shape[:2]
         nw, nh = int(w * factor), int(h * factor)
         if min(nw, nh) < limits.min_side:
+            if not (limits.certain("max_bytes") and limits.certain("min_side")):
+                break  # unverified limits: send it and let the service judge
             raise WanInputError(name, f"cannot be brought under {limits.max_bytes // 2**20} MB without going "
                                       f"below {limits.min_side} px; use jpeg or a smaller picture")
         rgb = _resize(rgb, nw, nh)

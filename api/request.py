@@ -1,7 +1,10 @@
 """Request builders: inputs in the user's terms -> a validated DashScope body for one Wan model.
 
 Every check reads `models.MODELS`; a request the service would refuse is refused here, before a byte is
-sent, with a `WanInputError` that names the input and the limit. The builders always send `n` explicitly:
+sent, with a `WanInputError` that names the input and the limit. A limit the table marks `reference_only`
+(no vendor page states it) is not refused here unless breaking it would surely fail or cost money (more
+pictures than any page allows, a parameter the model lacks, more billed pictures via `n`/`max_images`): the
+service judges the rest, and its own error (InvalidParameter, with its message) reaches the user. The builders always send `n` explicitly:
 the service's default is 4, and `n` is what the user pays for.
 """
 
@@ -12,13 +15,12 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Iterable, Sequence
 
 from .errors import WanInputError
 from .models import (
-    EDIT, IMAGE_SYNTHESIS, INTERLEAVE, MODE_NAMES, SEED_MAX, SEQUENTIAL, TEXT_TO_IMAGE, ModelSpec, ModeSpec,
-    get_model, models_with_mode,
+    EDIT, IMAGE_SYNTHESIS, INTERLEAVE, MAX_IMAGES_ANY_PAGE, MODE_NAMES, SEED_MAX, SEQUENTIAL, TEXT_TO_IMAGE,
+    ModelSpec, ModeSpec, get_model, models_with_mode,
 )
 
 _SIZE_WH = re.compile(r"^\s*(\d+)\s*[*xX×]\s*(\d+)\s*$")
@@ -56,14 +58,11 @@ class WanRequest:
     max_billable_images: int
     transports: tuple[str, ...]
 
-    @cached_property
-    def fingerprint_digest(self) -> str:
-        """A stable id of what is asked: model, every parameter, the input pictures, the seed. Pictures enter
-        as their sha256 (hashlib releases the GIL; dumping megabytes of base64 as JSON would not)."""
-        return hashlib.sha256(canonical_json(_digest_images(self.body)).encode()).hexdigest()
-
     def fingerprint(self) -> str:
-        return self.fingerprint_digest
+        """A stable id of what is asked: model, every parameter, the input pictures, the seed. Pictures enter
+        as their sha256 (hashlib releases the GIL; dumping megabytes of base64 as JSON would not). Computed
+        anew each time: `body` is a dict a script may still change."""
+        return hashlib.sha256(canonical_json(_digest_images(self.body)).encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
         """The body with images shortened to their size and digest: safe and small enough to log."""
@@ -87,7 +86,7 @@ def _digest_images(value: Any) -> Any:
     if isinstance(value, list):
         return [_digest_images(v) for v in value]
     if _is_data_uri(value):
-        return "sha256:" + hashlib.sha256(value.encode("ascii", "surrogateescape")).hexdigest()
+        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
     return value
 
 
@@ -95,7 +94,7 @@ def json_bytes(body: Any) -> bytes:
     """A request body as JSON bytes, built so that no single call holds the GIL for long: the input pictures
     (megabytes of base64 each, which need no escaping) are spliced in as bytes around a small JSON skeleton.
     json.dumps over the whole body would freeze every other thread, ComfyUI's event loop included, for
-    about a second on nine 2048-px pictures."""
+    about a second on nine 2048-px pictures. A string that would need escaping goes through json.dumps."""
     parts: list[bytes] = []
     token = f"wan-splice-{uuid.uuid4().hex}-"
 
@@ -104,22 +103,22 @@ def json_bytes(body: Any) -> bytes:
             return {k: swap(v) for k, v in value.items()}
         if isinstance(value, list):
             return [swap(v) for v in value]
+        # (isascii is O(1) on a str; isprintable rules out control characters; each check is one short C
+        # call per picture, so the GIL is free between pictures.)
         if _is_data_uri(value) and value.isascii() and value.isprintable() and '"' not in value \
                 and "\\" not in value:
             parts.append(value.encode("ascii"))
             return f"{token}{len(parts) - 1}"
         return value
 
-    skeleton = json.dumps(swap(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    skeleton = json.dumps(swap(body), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
     if not parts:
         return skeleton
-    out: list[bytes] = []
     pieces = skeleton.split(token.encode("ascii"))
-    out.append(pieces[0])
+    out = [pieces[0]]
     for piece in pieces[1:]:
         index, _, rest = piece.partition(b'"')
-        out.append(parts[int(index)])
-        out.append(b'"' + rest)
+        out += [parts[int(index)], b'"', rest]
     return b"".join(out)
 
 
@@ -154,8 +153,8 @@ def check_size(spec: ModelSpec, mode: str, size: str | None) -> str | None:
     m = spec.mode(mode)
     parsed = parse_size(size)
     if isinstance(parsed, str):
-        if parsed in m.presets:
-            return parsed
+        if parsed in m.presets or not m.certain("presets"):
+            return parsed  # an unverified preset list: the service judges
         if parsed == "4K" and spec.name == "wan2.7-image-pro":
             raise WanInputError("size", "4K is only for wan2.7-image-pro text-to-image without input images "
                                         "and without sequential output; use 1K or 2K here")
@@ -169,12 +168,12 @@ def check_size(spec: ModelSpec, mode: str, size: str | None) -> str | None:
         raise WanInputError("size", f"{width}*{height} has a zero side")
     area = width * height
     lo, hi = m.area
-    if not lo <= area <= hi:
+    if m.certain("area") and not lo <= area <= hi:
         raise WanInputError(
             "size", f"{width}*{height} is {area} pixels; {spec.name} {MODE_NAMES[mode]} takes "
                     f"{_sq(lo)} to {_sq(hi)} pixels in total")
     aspect = max(width, height) / min(width, height)
-    if aspect > m.max_aspect + 1e-9:
+    if m.certain("max_aspect") and aspect > m.max_aspect + 1e-9:
         raise WanInputError(
             "size", f"{width}*{height} has aspect {aspect:.2f}:1; {spec.name} takes at most "
                     f"{_ratio(m.max_aspect)}")
@@ -253,25 +252,35 @@ def parse_boxes(text: str) -> list[list[list[int]]]:
 
 
 def check_bbox_list(bbox_list: Any, images: Sequence[InputImage]) -> list[list[list[int]]]:
-    if not isinstance(bbox_list, (list, tuple)):
-        raise WanInputError("bbox_list", "must be a list with one list of boxes per input image")
+    _check_box_lists(bbox_list)
     if len(bbox_list) != len(images):
         raise WanInputError("bbox_list", f"has {len(bbox_list)} entries for {len(images)} input images; "
                                          "it needs exactly one per image, [] for an image without boxes")
-    out: list[list[list[int]]] = []
-    for i, (boxes, image) in enumerate(zip(bbox_list, images), 1):
+    return [[_check_box(box, i, j, image) for j, box in enumerate(boxes, 1)]
+            for i, (boxes, image) in enumerate(zip(bbox_list, images), 1)]
+
+
+def check_box_form(bbox_list: Any) -> None:
+    """What boxes alone decide, without their pictures: one list per picture, at most 2 boxes on each, every
+    box [x1, y1, x2, y2] with x1 < x2, y1 < y2 and no negative coordinate. (How many pictures there are, and
+    whether a box lies inside its picture, needs the pictures: `check_bbox_list`.)"""
+    _check_box_lists(bbox_list)
+    for i, boxes in enumerate(bbox_list, 1):
+        for j, box in enumerate(boxes, 1):
+            _box_coords(box, i, j)
+
+
+def _check_box_lists(bbox_list: Any) -> None:
+    if not isinstance(bbox_list, (list, tuple)):
+        raise WanInputError("bbox_list", "must be a list with one list of boxes per input image")
+    for i, boxes in enumerate(bbox_list, 1):
         if not isinstance(boxes, (list, tuple)):
             raise WanInputError("bbox_list", f"entry for image {i} must be a list of boxes")
         if len(boxes) > 2:
             raise WanInputError("bbox_list", f"image {i} has {len(boxes)} boxes; at most 2 per image")
-        scaled = []
-        for j, box in enumerate(boxes, 1):
-            scaled.append(_check_box(box, i, j, image))
-        out.append(scaled)
-    return out
 
 
-def _check_box(box: Any, i: int, j: int, image: InputImage) -> list[int]:
+def _box_coords(box: Any, i: int, j: int) -> list[float]:
     where = f"image {i} box {j}"
     if not isinstance(box, (list, tuple)) or len(box) != 4:
         raise WanInputError("bbox_list", f"{where} must be [x1, y1, x2, y2]")
@@ -282,16 +291,23 @@ def _check_box(box: Any, i: int, j: int, image: InputImage) -> list[int]:
     x1, y1, x2, y2 = coords
     if not (x1 < x2 and y1 < y2):
         raise WanInputError("bbox_list", f"{where} {list(box)} must have x1 < x2 and y1 < y2")
+    if min(coords) < 0:
+        raise WanInputError("bbox_list", f"{where} {list(box)} has a negative coordinate")
+    return coords
+
+
+def _check_box(box: Any, i: int, j: int, image: InputImage) -> list[int]:
+    where = f"image {i} box {j}"
+    coords = _box_coords(box, i, j)
+    x1, y1, x2, y2 = coords
     if image.source_size:
         w, h = image.source_size
-        if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
+        if x2 > w or y2 > h:
             raise WanInputError("bbox_list", f"{where} {list(box)} lies outside the image, which is {w}x{h} px")
         # Boxes are in the user's picture; the service sees the resized one.
         if image.width and (image.width, image.height) != (w, h):
             sx, sy = image.width / w, image.height / h
             x1, x2, y1, y2 = x1 * sx, x2 * sx, y1 * sy, y2 * sy
-    elif min(coords) < 0:
-        raise WanInputError("bbox_list", f"{where} {list(box)} has a negative coordinate")
     rounded = [int(round(c)) for c in (x1, y1, x2, y2)]
     if image.width and image.height:
         rounded[2] = min(rounded[2], image.width)
@@ -350,34 +366,27 @@ def build_request(model: str, prompt: str, images: Iterable[InputImage | str] = 
     for index, img in enumerate(imgs, 1):
         _check_image(spec, img, index)
 
-    n = _check_n(spec, mode, m, p.n)
-    size = check_size(spec, mode, p.size)
-    seed = _check_seed(p.seed)
-    _check_unsupported(spec, mode, m, p, len(imgs))
+    settings = _check_settings(spec, mode, m, p, len(imgs))
 
     parameters: dict[str, Any] = {}
-    if size is not None:
-        parameters["size"] = size
-    parameters["n"] = n
+    if settings.size is not None:
+        parameters["size"] = settings.size
+    parameters["n"] = settings.n
     if p.watermark is not None:
         parameters["watermark"] = bool(p.watermark)
-    if seed is not None:
-        parameters["seed"] = seed
+    if settings.seed is not None:
+        parameters["seed"] = settings.seed
     if mode == SEQUENTIAL:
         parameters["enable_sequential"] = True
     if mode == INTERLEAVE:
         parameters["enable_interleave"] = True
-        lo, hi = m.max_images or (1, 1)
-        max_images = hi if p.max_images is None else p.max_images
-        if not isinstance(max_images, int) or isinstance(max_images, bool) or not lo <= max_images <= hi:
-            raise WanInputError("max_images", f"is {p.max_images!r}; {spec.name} interleave takes {lo} to {hi}")
-        parameters["max_images"] = max_images
+        parameters["max_images"] = settings.max_images
     if p.prompt_extend is not None:
         parameters["prompt_extend"] = bool(p.prompt_extend)
     if p.thinking_mode is not None:
         parameters["thinking_mode"] = bool(p.thinking_mode)
-    if p.color_palette is not None:
-        parameters["color_palette"] = check_color_palette(p.color_palette)
+    if settings.color_palette is not None:
+        parameters["color_palette"] = settings.color_palette
     if p.bbox_list is not None:
         boxes = check_bbox_list(p.bbox_list, imgs)
         if any(boxes):
@@ -398,15 +407,58 @@ def build_request(model: str, prompt: str, images: Iterable[InputImage | str] = 
         body = {"model": spec.name, "input": {"messages": [{"role": "user", "content": content}]},
                 "parameters": parameters}
 
-    billable = parameters.get("max_images", n) if mode == INTERLEAVE else n
+    billable = parameters.get("max_images", settings.n) if mode == INTERLEAVE else settings.n
     return WanRequest(model=spec.name, mode=mode, protocol=spec.protocol, body=body, image_count=len(imgs),
                       max_billable_images=billable, transports=m.transports)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The settings of a request as they will be sent (normalized)."""
+
+    n: int
+    size: str | None
+    seed: int | None
+    max_images: int | None
+    color_palette: list[dict[str, str]] | None
+
+
+def _check_settings(spec: ModelSpec, mode: str, m: ModeSpec, p: Params, images: int | None) -> _Settings:
+    """Every check of the settings that needs no picture; `images` (the count) only refines a message."""
+    n = _check_n(spec, mode, m, p.n)
+    size = check_size(spec, mode, p.size)
+    seed = _check_seed(p.seed)
+    _check_unsupported(spec, mode, m, p, images or 0)
+    max_images = None
+    if mode == INTERLEAVE:
+        lo, hi = m.max_images or (1, 1)
+        max_images = hi if p.max_images is None else p.max_images
+        if not isinstance(max_images, int) or isinstance(max_images, bool) or not lo <= max_images <= hi:
+            raise WanInputError("max_images", f"is {p.max_images!r}; {spec.name} interleave takes {lo} to {hi}")
+    palette = None if p.color_palette is None else check_color_palette(p.color_palette)
+    return _Settings(n=n, size=size, seed=seed, max_images=max_images, color_palette=palette)
+
+
+def check_settings(model: str, mode: str, prompt: str | None = None, params: Params | None = None) -> None:
+    """What a request's settings alone decide, before any picture exists: the model and mode, the prompt,
+    n, size, seed, max_images, the palette, parameters the model lacks, and the form of the boxes (at most 2
+    per picture). The nodes call this when a graph is queued; `build_request` runs the same checks (and
+    those that need the pictures) before sending. A value of None is not known yet (e.g. a linked input)
+    and is left to `build_request`."""
+    spec = get_model(model)
+    m = spec.mode(mode)
+    if prompt is not None:
+        _check_prompt(spec, prompt)
+    p = params or Params()
+    _check_settings(spec, mode, m, p, None)
+    if p.bbox_list is not None:
+        check_box_form(p.bbox_list)
 
 
 def _check_prompt(spec: ModelSpec, prompt: Any) -> None:
     if not isinstance(prompt, str) or not prompt.strip():
         raise WanInputError("prompt", "is empty; describe the picture or the edit you want")
-    if len(prompt) > spec.prompt_max:
+    if len(prompt) > spec.prompt_max and spec.certain("prompt_max"):
         cut = " (the service would silently cut the rest)" if spec.prompt_cut_by_server else ""
         raise WanInputError("prompt", f"has {len(prompt)} characters; {spec.name} reads at most "
                                       f"{spec.prompt_max}{cut}")
@@ -414,6 +466,9 @@ def _check_prompt(spec: ModelSpec, prompt: Any) -> None:
 
 def _check_image_count(spec: ModelSpec, mode: str, m: ModeSpec, count: int) -> None:
     lo, hi = m.images
+    if not m.certain("images_max") and hi > 0:
+        # No page states this model's maximum: refuse only what no page allows any model.
+        hi = max(hi, MAX_IMAGES_ANY_PAGE)
     if lo <= count <= hi:
         return
     what = MODE_NAMES[mode]
@@ -435,13 +490,14 @@ def _check_image(spec: ModelSpec, img: InputImage, index: int) -> None:
         raise WanInputError(name, "must be an http(s) URL or a data:image/...;base64 value")
     if img.width and img.height:
         w, h = img.width, img.height
-        if min(w, h) < lim.min_side or max(w, h) > lim.max_side:
+        if lim.certain("min_side") and lim.certain("max_side") and (min(w, h) < lim.min_side
+                                                                     or max(w, h) > lim.max_side):
             raise WanInputError(name, f"is {w}x{h} px; {spec.name} takes sides of {lim.min_side} to "
                                       f"{lim.max_side} px")
-        if lim.max_aspect and max(w, h) / min(w, h) > lim.max_aspect + 1e-9:
+        if lim.max_aspect and lim.certain("max_aspect") and max(w, h) / min(w, h) > lim.max_aspect + 1e-9:
             raise WanInputError(name, f"is {w}x{h} px (aspect {max(w, h) / min(w, h):.2f}:1); {spec.name} "
                                       f"takes aspect {_ratio(lim.max_aspect)}")
-    if img.nbytes is not None and img.nbytes > lim.max_bytes:
+    if img.nbytes is not None and img.nbytes > lim.max_bytes and lim.certain("max_bytes"):
         raise WanInputError(name, f"is {img.nbytes / 2**20:.1f} MB; {spec.name} takes at most "
                                   f"{lim.max_bytes // 2**20} MB per picture")
 
@@ -471,7 +527,8 @@ def _check_unsupported(spec: ModelSpec, mode: str, m: ModeSpec, p: Params, image
     if (p.negative_prompt or "").strip():
         if "negative_prompt" not in m.params:
             raise WanInputError("negative_prompt", f"{what} has no negative prompt; leave it empty")
-        if spec.negative_prompt_max and len(p.negative_prompt) > spec.negative_prompt_max:
+        if (spec.negative_prompt_max and spec.certain("negative_prompt_max")
+                and len(p.negative_prompt) > spec.negative_prompt_max):
             raise WanInputError("negative_prompt", f"has {len(p.negative_prompt)} characters; {spec.name} reads "
                                                    f"at most {spec.negative_prompt_max}")
     if p.prompt_extend is not None and "prompt_extend" not in m.params:

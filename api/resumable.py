@@ -35,6 +35,7 @@ from .request import WanRequest
 from .result import Emitter, WanResult
 from .secrets import get_logger
 from .store import Store
+from .waiting import until
 
 log = get_logger("wan.client")
 
@@ -53,16 +54,40 @@ class Resumable:
         self.store = store
         self.scope = scope
         self.slots = slots
+        self._inflight: dict[str, threading.Event] = {}
+        self._inflight_lock = threading.Lock()
 
     # ---- the round trip ----------------------------------------------------------------------------
 
     def generate(self, req: WanRequest, transport: str, cancel: threading.Event | None, emit: Emitter,
                  *, download: bool = True, use_cache: bool = True) -> WanResult:
         fingerprint = req.fingerprint()
-        if use_cache and download:
+        if not (use_cache and download):
+            return self._generate(req, transport, fingerprint, cancel, emit, download)
+        key = cache_key(self.scope, fingerprint)
+        # One identical request at a time: a second one (the graph queued again while an interrupted sync
+        # run's answer is still on its way, or repeated frames of a per_image clip) waits for the first and
+        # is answered from the cache, instead of paying again.
+        while True:
             hit = self.cached(req, fingerprint)
             if hit is not None:
                 return hit
+            with self._inflight_lock:
+                running = self._inflight.get(key)
+                if running is None:
+                    mine = self._inflight[key] = threading.Event()
+                    break
+            emit("waiting", message="an identical request is already on its way; waiting for its answer")
+            until(running.wait, cancel, "waiting for an identical request already on its way; nothing was sent")
+        try:
+            return self._generate(req, transport, fingerprint, cancel, emit, download)
+        finally:
+            with self._inflight_lock:
+                del self._inflight[key]
+            mine.set()
+
+    def _generate(self, req: WanRequest, transport: str, fingerprint: str, cancel: threading.Event | None,
+                  emit: Emitter, download: bool) -> WanResult:
         # The daily limit (api/ledger.py): reserve what this request may bill before anything can be sent
         # (refused here past the limit); settle to what was billed, or release what cannot have been.
         spend = None
@@ -153,7 +178,8 @@ class Resumable:
             if state:
                 self._journal("update", task_id, state)
             raise
-        self._journal("update", task_id, "succeeded")
+        # A task that succeeded with no picture has nothing to fetch: never offer it again.
+        self._journal("update", task_id, "succeeded" if result.urls else "fetched")
         return result
 
     # ---- pictures and the cache --------------------------------------------------------------------

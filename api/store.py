@@ -40,8 +40,10 @@ ENV_CACHE_MB = "WAN_CACHE_MAX_MB"
 DEFAULT_CACHE_MB = 2048
 TASK_LIFETIME_S = 24 * 3600.0   # task ids and result URLs live 24 hours at the service
 STALE_TMP_S = 3600.0            # a temporary cache folder this old belongs to a write that died
-BUSY_TIMEOUT_S = 30.0
-_BUSY_RETRIES = 5
+# How long one journal statement may wait for a database another process holds. Bounded: the journal is
+# bookkeeping around a paid run, and SQLite's own wait cannot be interrupted by the user's Cancel.
+BUSY_TIMEOUT_S = 0.5
+JOURNAL_WAIT_S = 2.0
 
 T = TypeVar("T")
 
@@ -88,16 +90,18 @@ class TaskJournal:
         return db
 
     def _run(self, statement: Callable[[sqlite3.Connection], T]) -> T:
-        """Run one statement; "database is locked" (which WAL can raise at once, busy timeout or not, e.g.
-        while another process checkpoints) is retried a few times before it is let through."""
-        for attempt in range(_BUSY_RETRIES):
+        """Run one statement; "database is locked" (which WAL can also raise at once, busy timeout or not,
+        e.g. while another process checkpoints) is retried for at most JOURNAL_WAIT_S, then let through."""
+        deadline = time.monotonic() + JOURNAL_WAIT_S
+        pause = 0.02
+        while True:
             try:
                 return statement(self._db())
             except sqlite3.OperationalError as exc:
-                if not _locked(exc) or attempt == _BUSY_RETRIES - 1:
+                if not _locked(exc) or time.monotonic() + pause > deadline:
                     raise
-                time.sleep(0.05 * 2 ** attempt)
-        raise AssertionError("unreachable")
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
 
     def record(self, fingerprint: str, account: str, task_id: str, request_id: str | None, model: str,
                mode: str, state: str = "created") -> None:

@@ -165,6 +165,8 @@ def _retry_after(response: requests.Response) -> float | None:
 
 # ---- the transport ----------------------------------------------------------------------------------------
 
+STALE_AFTER_S = 30.0   # a pooled connection quiet this long is not trusted with a billable body
+
 OnRetry = Callable[[int, float, str], None]
 
 
@@ -175,6 +177,22 @@ class Transport:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     session: requests.Session = field(default_factory=new_session)
+    # When the session last heard from the service (monotonic seconds; 0: never).
+    last_answer: float = 0.0
+
+    def _fresh_connection_for_billable(self) -> None:
+        """A connection idle for a while may be dead without knowing it (a laptop that slept, a NAT or VPN
+        that forgot it): a billable body written into it would count as sent, and a failure after that is
+        "maybe billed" and never resent. So when the session has been quiet, idle pooled connections are
+        dropped first (connections in use by other requests are not touched)."""
+        if time.monotonic() - self.last_answer > STALE_AFTER_S:
+            for adapter in set(self.session.adapters.values()):
+                pools = adapter.poolmanager.pools
+                for key in list(pools.keys()):
+                    pool = pools.get(key)
+                    if pool is not None:
+                        pool.close()   # closes the idle connections; one in use is closed when it is returned
+                adapter.poolmanager.clear()
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         # Built per request, never stored on the session: a session's default headers would follow a
@@ -197,6 +215,8 @@ class Transport:
         """One logical request with retries. Returns a 2xx response; raises a WanError otherwise."""
         url = self.endpoint.url(path)
         payload = None if json_body is None else json_bytes(json_body)
+        if billable:
+            self._fresh_connection_for_billable()
         attempt = 0
         while True:
             attempt += 1
@@ -220,6 +240,7 @@ class Transport:
                     pause(wait, cancel, "waiting to retry")
                     continue
                 raise self._connection_error(exc, failure, billable, attempt) from None
+            self.last_answer = time.monotonic()
             if response.status_code < 300:
                 return response
             error = self._api_error(response)

@@ -204,9 +204,10 @@ def bench_comfy(quick: bool) -> None:
             "ours, sync": lambda: {"class_type": "WanTextToImage", "inputs": {
                 "model": "wan2.7-image", "prompt": "a fox", "n": 1, "size": "1K", "seed": next_seed(),
                 "transport": "sync"}},
-            "ours, streaming": lambda: {"class_type": "WanTextToImage", "inputs": {
-                "model": "wan2.7-image", "prompt": "a fox", "n": 1, "size": "1K", "seed": next_seed(),
-                "transport": "stream"}},
+            # Streaming is documented for wan2.6 interleave only (api/models.py): one picture, streamed.
+            "ours, streaming": lambda: {"class_type": "WanInterleave", "inputs": {
+                "model": "wan2.6-image", "prompt": "a fox", "max_images": 1, "size": "1024*1024",
+                "seed": next_seed(), "transport": "stream"}},
             "ours, async (wan2.5 edit)": lambda: {"class_type": "WanImageEdit", "inputs": {
                 "model": "wan2.5-i2i-preview", "prompt": "snow", "n": 1, "size": "1280*1280",
                 "seed": next_seed(), "image": ["9", 0]}},

@@ -188,11 +188,15 @@ def _status_line(req: WanRequest, p: Progress | None, text: str) -> str:
 
 async def run(node_id: str | None, req: WanRequest, *, region: str, transport: str) -> WanResult:
     """Send `req` and wait for it, keeping ComfyUI responsive and interruptible."""
-    client = client_for(region)
+    if _interrupted():   # Cancel pressed while the inputs were prepared: send nothing
+        import comfy.model_management
+
+        raise comfy.model_management.InterruptProcessingException()
     status = _Status()
     cancel = threading.Event()
-    future = start_in_thread(lambda: client.generate(req, transport=transport, cancel=cancel,
-                                                     on_progress=status.update))
+    # client_for opens the state folder's SQLite journal the first time: worker-thread work too.
+    future = start_in_thread(lambda: client_for(region).generate(req, transport=transport, cancel=cancel,
+                                                                 on_progress=status.update))
     estimate = _ESTIMATE_S.get(req.mode, 30.0)
     started = time.monotonic()
     shown = ""

@@ -18,17 +18,19 @@ CATEGORY = "api node/image/Wan (DashScope)"
 def check_fan_out(region: str, reqs: list[WanRequest]) -> None:
     """Refuse a node's several requests together, before any is sent, when all of them would pass the daily
     limit. Requests answered from the result cache, or fetching a task created earlier, cost nothing and
-    are not counted. (Each request still reserves its own pictures when it is sent.)"""
+    are not counted, nor are repeats of an identical request. (Each request still reserves its own pictures
+    when it is sent.)"""
     if len(reqs) < 2:
         return
     client = runner.client_for(region or "default")
     if client.store is None:
         return
     pictures = 0
-    for req in reqs:
+    unique = {req.fingerprint(): req for req in reqs}   # identical frames share one request (api/resumable.py)
+    for fingerprint, req in unique.items():
         if client.cached(req) is not None:
             continue
-        if client.store.journal.resumable(req.fingerprint(), client.account) is not None:
+        if client.store.journal.resumable(fingerprint, client.account) is not None:
             continue
         pictures += req.max_billable_images
     open_ledger(client.store.folder).check(client.transport.api_key.fingerprint, reqs[0].model, pictures,

@@ -14,9 +14,11 @@ from comfy_api.latest import io
 
 from ..api import (
     EDIT, INTERLEAVE, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, Params, WanInputError, WanRequest, build_request, describe,
-    encode_images, errors, get_model, models_with_mode, palette_from_pixels, parse_boxes, swatches, to_uint8_rgb,
+    encode_images, errors, get_model, models_with_mode, palette_from_pixels, parse_boxes, region_summary, swatches,
+    to_uint8_rgb, transport_summary,
 )
 from . import runner, usage
+from .validation import queue_check
 from .tensors import image_batches, mask_batch, mask_regions, to_image_tensor
 
 CATEGORY = "api node/image/Wan (DashScope)"
@@ -80,17 +82,24 @@ def image_inputs(count: int, required: int) -> list[io.Image.Input]:
             for i, name in enumerate(image_input_names(count))]
 
 
-def common_tail(with_format: bool = True) -> list[Any]:
+def common_tail(with_format: bool = True, mode: str | None = None) -> list[Any]:
+    # Which regions and transports apply is generated from the model table (api/models.py), for the models
+    # of this node's mode, so the tooltips cannot drift from the rules that refuse the rest.
+    names = list(models_with_mode(mode)) if mode else None
     items: list[Any] = [
         io.Boolean.Input("watermark", default=False, optional=True,
                          tooltip="Add the 'AI生成' (AI-generated) mark at the bottom right."),
         io.Combo.Input("region", options=REGIONS, default="default", optional=True,
-                       tooltip="Where requests go: Singapore, Virginia or Beijing (keys are per region). "
-                               "'default' uses DASHSCOPE_REGION, else Singapore. DASHSCOPE_HTTP_BASE_URL "
-                               "overrides both. The key itself comes from DASHSCOPE_API_KEY, never from a widget."),
+                       tooltip="Where requests go (keys are per region). Offered, per the vendor's pages: "
+                               f"{region_summary(names)}; another region is refused before sending. 'default' "
+                               "uses DASHSCOPE_REGION, else Singapore. DASHSCOPE_HTTP_BASE_URL overrides both "
+                               "(then that endpoint decides). The key itself comes from DASHSCOPE_API_KEY, "
+                               "never from a widget."),
         io.Combo.Input("transport", options=TRANSPORTS, default="auto", optional=True,
-                       tooltip="auto: an async task (interruptible; a cut connection loses nothing) or a stream "
-                               "for interleaved output. sync: one long request. stream: server-sent events."),
+                       tooltip="auto: the first of the model's transports (an async task: interruptible, a cut "
+                               "connection loses nothing; a stream for interleaved output). sync: one long "
+                               "request. stream: server-sent events. Documented, per model: "
+                               f"{transport_summary(names, mode)}; anything else is refused before sending."),
     ]
     if with_format:
         items.append(io.Combo.Input("input_format", options=FORMATS, default="auto", optional=True,
@@ -246,12 +255,19 @@ class WanImageEdit(io.ComfyNode):
                                  tooltip="Edit each picture of the `image` batch in a request of its own (the "
                                          "pictures of image_2... go with every one), all at once: e.g. the "
                                          "same edit on every frame. Results come back in order."),
-                *common_tail(),
+                *common_tail(mode=EDIT),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
             is_api_node=False,
         )
+
+    @classmethod
+    def validate_inputs(cls, model: str | None = None, prompt: str | None = None, n: int = 1, size: str = "auto",
+                        negative_prompt: str = "", color_palette: str = "", region: str = "default",
+                        transport: str = "auto") -> bool | str:
+        return queue_check(model, EDIT, prompt, n=n, size=size, negative_prompt=negative_prompt or None,
+                           color_palette=palette_value(color_palette), region=region, transport=transport)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, n: int = 1, size: str = "auto", seed: int = 0,
@@ -299,11 +315,17 @@ class WanTextToImage(io.ComfyNode):
                                  tooltip="Reason about the prompt before drawing: better pictures, slower."),
                 io.String.Input("color_palette", multiline=False, default="", optional=True,
                                 tooltip=PALETTE_TOOLTIP),
-                *common_tail(with_format=False),
+                *common_tail(with_format=False, mode=TEXT_TO_IMAGE),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
         )
+
+    @classmethod
+    def validate_inputs(cls, model: str | None = None, prompt: str | None = None, n: int = 1, size: str = "2K",
+                        color_palette: str = "", region: str = "default", transport: str = "auto") -> bool | str:
+        return queue_check(model, TEXT_TO_IMAGE, prompt, n=n, size=size, color_palette=palette_value(color_palette),
+                           region=region, transport=transport)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, n: int = 1, size: str = "2K", seed: int = 0,
@@ -332,11 +354,16 @@ class WanSequential(io.ComfyNode):
                 size_input("2K", "1K or 2K (4K is not offered for sets), or W*H with 768*768 to 2048*2048 "
                                  "pixels, aspect 1:8 to 8:1."),
                 seed_input(),
-                *common_tail(),
+                *common_tail(mode=SEQUENTIAL),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
         )
+
+    @classmethod
+    def validate_inputs(cls, model: str | None = None, prompt: str | None = None, n: int = 4, size: str = "2K",
+                        region: str = "default", transport: str = "auto") -> bool | str:
+        return queue_check(model, SEQUENTIAL, prompt, n=n, size=size, region=region, transport=transport)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, n: int = 4, size: str = "2K", seed: int = 0,
@@ -367,11 +394,18 @@ class WanInterleave(io.ComfyNode):
                 seed_input(),
                 io.String.Input("negative_prompt", multiline=True, default="", optional=True,
                                 tooltip="What to avoid (at most 500 characters)."),
-                *common_tail(),
+                *common_tail(mode=INTERLEAVE),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
         )
+
+    @classmethod
+    def validate_inputs(cls, model: str | None = None, prompt: str | None = None, max_images: int = 3,
+                        size: str = "1280*1280", negative_prompt: str = "", region: str = "default",
+                        transport: str = "auto") -> bool | str:
+        return queue_check(model, INTERLEAVE, prompt, n=1, max_images=max_images, size=size,
+                           negative_prompt=negative_prompt or None, region=region, transport=transport)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, max_images: int = 3, size: str = "1280*1280", seed: int = 0,
@@ -411,11 +445,19 @@ class WanBBox(io.ComfyNode):
                 seed_input(),
                 io.String.Input("color_palette", multiline=False, default="", optional=True,
                                 tooltip=PALETTE_TOOLTIP),
-                *common_tail(),
+                *common_tail(mode=EDIT),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
         )
+
+    @classmethod
+    def validate_inputs(cls, model: str | None = None, prompt: str | None = None, boxes: str = "", n: int = 1,
+                        size: str = "auto", color_palette: str = "", region: str = "default",
+                        transport: str = "auto") -> bool | str:
+        # Boxes from masks, and whether each typed box lies inside its picture, are checked when it runs.
+        return queue_check(model, EDIT, prompt, boxes=boxes, n=n, size=size,
+                           color_palette=palette_value(color_palette), region=region, transport=transport)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, boxes: str = "", n: int = 1, size: str = "auto", seed: int = 0,
@@ -528,14 +570,17 @@ class WanColorPalette(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image: Any, colors: int = 8) -> io.NodeOutput:
-        import torch
+    async def execute(cls, image: Any, colors: int = 8) -> io.NodeOutput:
+        def work() -> io.NodeOutput:
+            import torch
 
-        pictures = image_batches([("image", image)])
-        rgb = to_uint8_rgb(pictures[0][1], "image")
-        palette = palette_from_pixels(rgb, colors)
-        strip = torch.from_numpy(swatches(palette)).float().div(255).unsqueeze(0)
-        return io.NodeOutput(json.dumps(palette), strip)
+            pictures = image_batches([("image", image)])
+            rgb = to_uint8_rgb(pictures[0][1], "image")
+            palette = palette_from_pixels(rgb, colors)
+            strip = torch.from_numpy(swatches(palette)).float().div(255).unsqueeze(0)
+            return io.NodeOutput(json.dumps(palette), strip)
+
+        return await runner.in_thread(work)   # a big reference picture must not hold up the event loop
 
 
 NODES = [WanImageEdit, WanTextToImage, WanSequential, WanInterleave, WanBBox, WanPromptList, WanColorPalette]

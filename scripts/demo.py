@@ -2,7 +2,8 @@
 
 Writes the pictures and texts under demo_output/<workflow>/ and prints a summary. With DASHSCOPE_API_KEY
 set and no DASHSCOPE_HTTP_BASE_URL, the same workflows run against the real service instead (billed!):
-`WAN_DEMO_REAL=1 make demo`.
+`WAN_DEMO_REAL=1 make demo`. `scripts/demo.py --thumbnails` also writes the template-browser thumbnail
+(example_workflows/<workflow>.jpg) of each example that has none, from the first picture it saved.
 """
 
 from __future__ import annotations
@@ -16,12 +17,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from comfy_host import ROOT, ComfyHost, execution_error, ui_to_api  # noqa: E402
+from PIL import Image  # noqa: E402
 
 OUT = ROOT / "demo_output"
 EXAMPLES = ROOT / "example_workflows"
 
 
+def thumbnail(picture: Path, name: str) -> None:
+    with Image.open(picture) as img:
+        img = img.convert("RGB")
+        img.thumbnail((384, 384), Image.Resampling.LANCZOS)
+        img.save(EXAMPLES / f"{name}.jpg", quality=85)
+
+
 def main() -> int:
+    thumbnails = "--thumbnails" in sys.argv[1:]
     real = os.environ.get("WAN_DEMO_REAL") == "1" and os.environ.get("DASHSCOPE_API_KEY") \
         and not os.environ.get("DASHSCOPE_HTTP_BASE_URL")
     emulator = None
@@ -58,6 +68,8 @@ def main() -> int:
                 title = graph[node_id]["_meta"]["title"]
                 for image in output.get("images", []):
                     shutil.copy(host.output_file(image), folder / image["filename"])
+                    if thumbnails and pictures == 0 and not (EXAMPLES / f"{name}.jpg").exists():
+                        thumbnail(host.output_file(image), name)
                     pictures += 1
                 for text in output.get("text", []):
                     (folder / f"{title}.txt").write_text(text)
@@ -70,9 +82,9 @@ def main() -> int:
     if emulator is not None:
         stats = emulator.backend.stats()
         emulator.stop()
-    print(f"\n{'workflow':<22} {'status':<7} {'pictures':>8} {'texts':>6} {'seconds':>8}")
+    print(f"\n{'workflow':<30} {'status':<7} {'pictures':>8} {'texts':>6} {'seconds':>8}")
     for name, status, pictures, texts, seconds, message in rows:
-        print(f"{name:<22} {status:<7} {pictures:>8} {texts:>6} {seconds:>8.1f}  {message}")
+        print(f"{name:<30} {status:<7} {pictures:>8} {texts:>6} {seconds:>8.1f}  {message}")
     if emulator is not None:
         print(f"\nthe emulator counted {stats['creations']} billable creations and {stats['images_billed']} "
               f"pictures billed (play money)")

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from comfy_host import ROOT, ComfyHost  # noqa: E402
+from comfy_host import ROOT, ComfyHost, _is_widget  # noqa: E402
 
 OUT = ROOT / "example_workflows"
 INPUTS = OUT / "inputs"
@@ -57,6 +57,17 @@ def make_inputs() -> None:
     d.polygon([(330, 470), (350, 360), (410, 360), (430, 470)], fill=(70, 120, 160))
     room.save(INPUTS / "wan_example_room.png")
 
+    # The same room after a user painted over the vase in ComfyUI's mask editor: the editor keeps the
+    # painted region in the picture's alpha channel (transparent where painted), and Load Image outputs it as
+    # MASK = 1 - alpha. A brush-like blob, not a rectangle: WanBBox turns it into its bounding box.
+    alpha = Image.new("L", room.size, 255)
+    d = ImageDraw.Draw(alpha)
+    d.ellipse([318, 340, 442, 478], fill=0)
+    d.ellipse([300, 420, 380, 480], fill=0)
+    painted = room.copy()
+    painted.putalpha(alpha)
+    painted.save(INPUTS / "wan_example_room_painted.png")
+
 
 class Graph:
     def __init__(self, info: dict) -> None:
@@ -75,8 +86,7 @@ class Graph:
         for name in names:
             kind = all_inputs[name][0]
             opts = all_inputs[name][1] if len(all_inputs[name]) > 1 and isinstance(all_inputs[name][1], dict) else {}
-            is_widget = isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
-            if is_widget:
+            if _is_widget(all_inputs[name]):
                 if name in widgets:
                     value = widgets[name]
                 elif "default" in opts:
@@ -212,7 +222,71 @@ def main() -> None:
     g.link(car, 0, wan, "image_2")
     outputs_of(g, wan, 900, text=False)
     g.dump(OUT / "wan_bbox.json", "Wan Box Edit: put an object in a box")
+    chains(info)
     print("wrote", *sorted(p.name for p in OUT.glob("*.json")))
+
+
+def chains(info: dict) -> None:
+    """Wan inside bigger graphs: local work before and after, a mask painted by hand, a prompt experiment."""
+    # local -> Wan -> local: core nodes prepare the picture (crop a square, scale it up), Wan edits it, core
+    # nodes finish it (blend a quarter of the original back in, sharpen) and save it.
+    g = Graph(info)
+    car = g.node("LoadImage", (40, 60), {"image": "wan_example_car.png", "upload": "image"}, size=(320, 360))
+    crop = g.node("ImageCrop", (400, 60), {"width": 512, "height": 512, "x": 128, "y": 0}, size=(300, 180))
+    scale = g.node("ImageScale", (400, 280), {"upscale_method": "nearest-exact", "width": 1024, "height": 1024,
+                                              "crop": "disabled"}, size=(300, 180))
+    g.link(car, 0, crop, "image")
+    g.link(crop, 0, scale, "image")
+    wan = g.node("WanImageEdit", (740, 60), {"model": "wan2.7-image", "n": 1, "size": "1K", "seed": 21,
+                                             "input_format": "png",
+                                             "prompt": "Repaint the car in glossy racing red with two white "
+                                                       "stripes; keep the street and the sky."}, size=(420, 640))
+    g.link(scale, 0, wan, "image")
+    blend = g.node("ImageBlend", (1200, 60), {"blend_factor": 0.25, "blend_mode": "normal"}, size=(300, 160))
+    g.link(wan, 0, blend, "image1")
+    g.link(scale, 0, blend, "image2")
+    sharpen = g.node("ImageSharpen", (1200, 260), {"sharpen_radius": 1, "sigma": 1.0, "alpha": 0.5},
+                     size=(300, 160))
+    g.link(blend, 0, sharpen, "image")
+    save = g.node("SaveImage", (1540, 60), {"filename_prefix": "wan_chain_finished"}, size=(420, 460))
+    g.link(sharpen, 0, save, "images")
+    info_node = g.node("PreviewAny", (1200, 460), title="info", size=(300, 260))
+    g.link(wan, 2, info_node, "source")
+    g.dump(OUT / "wan_chain_local_wan_local.json", "Local -> Wan -> local: prepare, edit, finish")
+
+    # mask -> boxes: the region painted in the mask editor (the picture's alpha) becomes WanBBox's box.
+    g = Graph(info)
+    room = g.node("LoadImage", (40, 60), {"image": "wan_example_room_painted.png", "upload": "image"},
+                  size=(360, 400))
+    wan = g.node("WanBBox", (440, 60), {"model": "wan2.7-image", "n": 1, "size": "1K", "seed": 8,
+                                        "prompt": "Replace what is painted over on the table with a glass vase "
+                                                  "of sunflowers, lit like the room."}, size=(420, 700))
+    g.link(room, 0, wan, "image")
+    g.link(room, 1, wan, "mask")
+    outputs_of(g, wan, 920, text=False)
+    g.dump(OUT / "wan_chain_mask_to_boxes.json", "Mask -> boxes: paint the region to edit")
+
+    # prompt experiment: three prompts x two models -> one labelled sheet.
+    g = Graph(info)
+    prompts = g.node("WanPromptList", (40, 60), {"prompts": "A flower shop with delicate windows and a wooden "
+                                                            "door, at dawn\nA lighthouse on a cliff in a storm, "
+                                                            "oil painting\nA bowl of ramen on a wooden table, "
+                                                            "seen from above"}, size=(400, 260))
+    models = []
+    for i, model in enumerate(["wan2.7-image-pro", "wan2.7-image"]):
+        wan = g.node("WanTextToImage", (480, 60 + i * 560), {"model": model, "n": 1, "size": "1K", "seed": 5},
+                     size=(420, 520))
+        g.link(prompts, 0, wan, "prompt")
+        models.append(wan)
+    sheet = g.node("WanComparisonSheet", (940, 60), {"cell_size": 384, "title": "Three prompts, two models"},
+                   size=(360, 420))
+    g.link(prompts, 0, sheet, "prompt")
+    for wan, (image, info_name) in zip(models, [("image", "info"), ("image_2", "info_2")]):
+        g.link(wan, 0, sheet, image)
+        g.link(wan, 2, sheet, info_name)
+    save = g.node("SaveImage", (1340, 60), {"filename_prefix": "wan_chain_sheet"}, size=(640, 760))
+    g.link(sheet, 0, save, "images")
+    g.dump(OUT / "wan_chain_prompt_experiment.json", "Prompt experiment: prompts x models on one sheet")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const PACK_NODES = new Set(["WanImageEdit", "WanTextToImage", "WanSequential", "WanInterleave", "WanBBox",
-  "WanPromptList", "WanColorPalette"]);
+  "WanPromptList", "WanColorPalette", "WanComparisonSheet"]);
 let translations = null;
 
 async function currentLocale() {

@@ -35,6 +35,11 @@ FAULT_KINDS = {
     "task_failed",         # the task ends FAILED with code/message (e.g. DataInspectionFailed on the output)
     "partial_failure",     # wan2.5: `failed` of the n results carry code/message instead of a url
     "sequential_fewer",    # wan2.7 sequential: the model returns `count` images instead of n
+    # Answers the vendor pages allow but the emulator does not give by itself (issue 10):
+    "stream_as_json",      # a stream request (any model) answered as a sync request: 200 application/json
+    "task_error_body",     # the task fails; its query answers the top-level {request_id, code, message}, no output
+    "task_status",         # the task's queries answer output.task_status = `task_status` (e.g. SUSPENDED)
+    "results_all_failed",  # wan2.5: the task SUCCEEDS but every result carries code/message instead of a url
 }
 FAULT_TARGETS = {"create", "query", "cancel", "download", "any"}
 
@@ -44,20 +49,30 @@ class Fault:
     kind: str
     on: str = "create"
     times: int = 1                 # how many matching requests it hits; -1: all of them
-    status: int = 500
-    code: str = "InternalError"
-    message: str = "An internal error has occured, please try again later or contact service support."
+    status: int | None = None      # default 500; 200 for task_error_body (a task query answers 200)
+    code: str | None = None        # default InternalError; InvalidParameter for task_error_body
+    message: str | None = None
     retry_after: float | None = None
     delay: float = 0.0
     failed: int = 1
     count: int = 1
     model: str | None = None       # only requests for this model
+    task_status: str = "SUSPENDED"  # kind task_status: the value the queries show
+    queries: int = -1              # kind task_status: how many queries show it (-1: all), then the real status
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(FAULT_KINDS)}")
         if self.on not in FAULT_TARGETS:
             raise ValueError(f"unknown fault target {self.on!r}; one of {sorted(FAULT_TARGETS)}")
+        page_example = self.kind == "task_error_body"   # seed 001 lines 1023-1027
+        if self.status is None:
+            self.status = 200 if page_example else 500
+        if self.code is None:
+            self.code = "InvalidParameter" if page_example else "InternalError"
+        if self.message is None:
+            self.message = ("num_images_per_prompt must be 1" if page_example else
+                            "An internal error has occured, please try again later or contact service support.")
 
 
 @dataclass
@@ -101,6 +116,17 @@ class Task:
     canceled_at: float | None = None
     finished: dict[str, Any] | None = None   # the SUCCEEDED/FAILED output, fixed once reached
     announced: bool = False                  # a client has been shown the result URLs
+
+
+def error_body(request_id: str, fault: Fault) -> dict[str, Any]:
+    """The wan2.7 page's failed-task form (seed 001 lines 1023-1027): top-level code/message, no output."""
+    return {"request_id": request_id, "code": fault.code, "message": fault.message}
+
+
+def odd_status_body(task_id: str, request_id: str, status: str, submitted: str) -> dict[str, Any]:
+    """A task answer whose task_status is none of the page's values (seed 001 lines 1043-1055)."""
+    return {"request_id": request_id, "output": {"task_id": task_id, "task_status": status,
+                                                 "submit_time": submitted}}
 
 
 def _stamp(t: float) -> str:
@@ -206,6 +232,7 @@ class Backend:
     # ---- auth ----------------------------------------------------------------------------------------------
 
     def check_auth(self, header: str | None) -> None:
+        # ASSUMPTIONS["wrong_key"]
         if not header or not header.startswith("Bearer ") or not header[7:].strip():
             raise ServiceError(401, "InvalidApiKey", "No API-key provided.")
         key = header[7:].strip()
@@ -270,16 +297,37 @@ class Backend:
         fault = task.fault
         if fault is not None and fault.kind == "task_failed":
             return {"task_status": "FAILED", "code": fault.code, "message": fault.message, **times}
+        if fault is not None and fault.kind == "task_error_body":
+            # Failed (not billed); task_view answers it in the page's top-level form.
+            return {"task_status": "FAILED", "code": fault.code, "message": fault.message, **times,
+                    "_error_body": True}
         if task.api == "synthesis":
             output, usage = self.synthesis_output(task.job, task.digest, task.request_id, fault)
         else:
             output, usage = self.multimodal_output(task.job, task.digest, task.request_id, fault)
         return {"task_status": "SUCCEEDED", **output, **times, "_usage": usage}
 
+    def task_answer(self, task_id: str, request_id: str) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body) of a task query."""
+        with self.lock:
+            task = self.tasks.get(task_id)
+            fault = task.fault if task is not None else None
+            if fault is not None and fault.kind == "task_status" and fault.queries != 0:
+                if fault.queries > 0:
+                    fault.queries -= 1
+                self._state(task)  # the task lives on (and bills) whatever its queries show
+                return 200, odd_status_body(task_id, request_id, fault.task_status, _stamp(task.created))
+            view = self.task_view(task_id, request_id)
+            finished = task.finished if task is not None else None
+            if finished and finished.get("_error_body"):
+                return int(fault.status or 200), error_body(request_id, fault)  # type: ignore[union-attr]
+            return 200, view
+
     def task_view(self, task_id: str, request_id: str) -> dict[str, Any]:
         with self.lock:
             task = self.tasks.get(task_id)
             if task is None:
+                # ASSUMPTIONS["unknown_task"]
                 return {"request_id": request_id, "output": {"task_id": task_id, "task_status": "UNKNOWN"}}
             status, _ = self._state(task)
             if status in ("PENDING", "RUNNING", "CANCELED", "UNKNOWN"):
@@ -288,6 +336,7 @@ class Backend:
                 return {"request_id": request_id, "output": output}
             finished = dict(task.finished or {})
             usage = finished.pop("_usage", None)
+            finished.pop("_error_body", None)
             task.announced = True
             view: dict[str, Any] = {"request_id": request_id, "output": {"task_id": task_id, **finished}}
             if usage is not None:
@@ -295,6 +344,7 @@ class Backend:
             return view
 
     def cancel(self, task_id: str) -> None:
+        # ASSUMPTIONS["cancel_not_pending"]
         with self.lock:
             task = self.tasks.get(task_id)
             if task is None:
@@ -371,7 +421,11 @@ class Backend:
 
     def synthesis_output(self, job: Job, digest: str, request_id: str,
                          fault: Fault | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        failed = min(fault.failed, job.count) if fault is not None and fault.kind == "partial_failure" else 0
+        failed = 0
+        if fault is not None and fault.kind == "partial_failure":
+            failed = min(fault.failed, job.count)
+        if fault is not None and fault.kind == "results_all_failed":
+            failed = job.count
         ok = job.count - failed
         with self.lock:
             urls = self._make_results(job, digest, request_id, ok)

@@ -45,6 +45,7 @@ class Rules:
     negative_max: int | None = None
 
 
+# wan2.6 and wan2.5 numbers: the reference's, unverified (ASSUMPTIONS["reference_limits"] in assumptions.py).
 SERVICE_MODELS: dict[str, Rules] = {
     "wan2.7-image-pro": Rules("multimodal", 5000, True, (240, 8000), 8.0, 20),
     "wan2.7-image": Rules("multimodal", 5000, True, (240, 8000), 8.0, 20),
@@ -150,13 +151,19 @@ def _area_size(size: str, area: tuple[int, int], aspect: float) -> tuple[int, in
     return w, h
 
 
-def preset_size(side: int, last: DecodedImage | None) -> tuple[int, int]:
-    """A preset keeps the aspect of the last input image (square without one), at side^2 pixels."""
+def preset_size(side: int, last: DecodedImage | None, multiple: int = 1) -> tuple[int, int]:
+    """A preset keeps the aspect of the last input image (square without one), at about side^2 pixels.
+
+    `multiple` 1: not rounded (ASSUMPTIONS["preset_size_wan27"], the wan2.7 page's 2985*1405); 32: each side
+    to the nearest multiple of 32 (ASSUMPTIONS["preset_size_wan26"], the wan2.6 page's 1376*768)."""
     area = side * side
     aspect = last.width / last.height if last else 1.0
     w = (area * aspect) ** 0.5
+    if multiple == 1:
+        width = max(1, int(round(w)))
+        return width, max(1, int(round(width / aspect)))
     h = area / w
-    return max(16, int(round(w / 16)) * 16), max(16, int(round(h / 16)) * 16)
+    return max(multiple, int(round(w / multiple)) * multiple), max(multiple, int(round(h / multiple)) * multiple)
 
 
 def check_palette(palette: Any) -> None:
@@ -288,7 +295,7 @@ def validate_multimodal(body: dict[str, Any], *, fetch_url: Any = None) -> Job:
         size = "1K" if size is None else size
         if size in ("1K", "2K"):
             # The vendor's example: 1K with a 1696x960 input came back 1376*768, i.e. ~1024^2 pixels.
-            out = preset_size({"1K": 1024, "2K": 2048}[size], last)
+            out = preset_size({"1K": 1024, "2K": 2048}[size], last, multiple=32)
         else:
             out = _area_size(size, (768 * 768, 2048 * 2048), 4.0)
 
@@ -326,10 +333,14 @@ def validate_synthesis(body: dict[str, Any], *, fetch_url: Any = None) -> Job:
     params = body.get("parameters") or {}
     n = _int(params, "n", 4, 1, 4)
     if "seed" in params:
-        _int(params, "seed", 0, 0, 2147483647)
+        # ASSUMPTIONS["wan25_seed_string"]: the vendor's Java example sends "12345".
+        seed = params["seed"]
+        if isinstance(seed, str) and seed.strip().isdigit():
+            seed = int(seed.strip())
+        _int({"seed": seed}, "seed", 0, 0, 2147483647)
     size = params.get("size")
     if size is None:
-        # Default: 1280*1280 pixels in total at the last image's aspect.
+        # Default: 1280*1280 pixels in total at the last image's aspect (ASSUMPTIONS["wan25_default_size"]).
         out = preset_size(1280, images[-1])
     else:
         out = _area_size(size, (768 * 768, 1280 * 1280), 4.0)

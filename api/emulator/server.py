@@ -8,8 +8,9 @@ Routes (under /api/v1, and under /proxy/wan/api/v1 as ComfyUI's own API nodes ad
   POST /services/aigc/image-generation/generation        async task (X-DashScope-Async: enable required)
   POST /services/aigc/image2image/image-synthesis        wan2.5 async task
   GET  /tasks/{task_id}        POST /tasks/{task_id}/cancel
-Control (for tests and scripts), under /__emulator__/: GET state, GET requests, POST faults,
-DELETE faults, POST config, POST clock {"advance": s}, POST reset.
+Control (for tests and scripts), under /__emulator__/: GET state, GET requests, GET assumptions (what no
+vendor page settles, assumptions.py), POST faults, DELETE faults, POST config, POST clock {"advance": s},
+POST reset.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .backend import Backend, Fault, Settings, request_digest
+from .assumptions import table as assumptions_table
+from .backend import FAULT_KINDS, Backend, Fault, Settings, error_body, odd_status_body, request_digest
 from .rules import ServiceError, bad, validate_multimodal, validate_synthesis
 
 API_PREFIXES = ("/api/v1", "/proxy/wan/api/v1")
@@ -177,19 +179,30 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             raise bad("The request body is not valid JSON")
         model = body.get("model")
-        fault = backend.take_fault("create", model if isinstance(model, str) else None)
+        # stream_as_json waits for a stream request; every other kind takes the next creation.
+        kinds = None if stream else FAULT_KINDS - {"stream_as_json"}
+        fault = backend.take_fault("create", model if isinstance(model, str) else None, kinds)
         if self._fault_reply(fault, request_id):
             entry["fault"] = fault.kind  # type: ignore[union-attr]
             return
         # (api.comfy.org's proxy adds the async header itself; its callers do not send it.)
         if path in (ASYNC, SYNTHESIS) and not self.via_proxy and \
                 self.headers.get("X-DashScope-Async", "").lower() != "enable":
+            # ASSUMPTIONS["missing_async_header"]
             raise ServiceError(403, "AccessDenied", "current user api does not support synchronous calls")
         fetch = self.server.fetch_url
         job = validate_synthesis(body, fetch_url=fetch) if path == SYNTHESIS else validate_multimodal(body, fetch_url=fetch)
-        if job.kind == "interleave" and path == SYNC and not stream:
+        if job.kind == "interleave" and path == SYNC and not stream:  # ASSUMPTIONS["interleave_needs_stream"]
             raise bad("The interleaved text-and-image output (enable_interleave=true) only supports streaming "
                       "output; set the header X-DashScope-Sse: enable")
+        as_json = stream and fault is not None and fault.kind == "stream_as_json"
+        if stream and job.kind != "interleave" and not as_json:
+            # ASSUMPTIONS["stream_undocumented"], wording: ASSUMPTIONS["stream_refusal_message"].
+            raise bad(f"The model {job.model} does not support streaming output for this request "
+                      "(X-DashScope-Sse: enable is documented for enable_interleave=true only)")
+        if as_json:
+            stream = False  # answered below exactly as a sync request: 200, application/json
+            entry["answered_as"] = "sync"
         digest = request_digest(body)
         entry.update(digest=digest, images=job.images, job_kind=job.kind, prompt_truncated=job.prompt_truncated)
         backend.accept(digest)
@@ -275,7 +288,13 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(fault.delay)
             if self._fault_reply(fault, request_id):
                 return
-        self._send_json(200, self.backend.task_view(task_id, request_id))
+            # Armed on "query": this one answer takes the odd form (armed on "create", the task keeps it).
+            if fault.kind == "task_error_body":
+                return self._send_json(int(fault.status or 200), error_body(request_id, fault))
+            if fault.kind == "task_status":
+                return self._send_json(200, odd_status_body(task_id, request_id, fault.task_status, ""))
+        status, payload = self.backend.task_answer(task_id, request_id)
+        self._send_json(status, payload)
 
     def _cancel(self, task_id: str, request_id: str) -> None:
         self._body()
@@ -335,6 +354,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if method == "GET" and what == "state":
                 return self._send_json(200, {**backend.stats(), "settings": asdict(backend.settings)})
+            if method == "GET" and what == "assumptions":
+                return self._send_json(200, assumptions_table())
             if method == "GET" and what == "requests":
                 return self._send_json(200, [_public_entry(e) for e in backend.log])
             if method == "POST" and what == "faults":

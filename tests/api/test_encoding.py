@@ -74,8 +74,14 @@ def test_an_extreme_aspect_is_refused_clearly():
     with pytest.raises(WanInputError) as info:
         encode_image(np.zeros((100, 900, 3), np.float32), WAN27, name="image_2")
     assert info.value.param == "image_2" and "1:8 to 8:1" in str(info.value)
+    # wan2.5's 1:4-4:1 is the reference's alone (reference_only): the picture is sent as it is and the
+    # service judges it (tests/api/test_validation.py shows the service's error reaching the user).
+    sent = encode_image(np.zeros((400, 2000, 3), np.float32), WAN25)
+    assert (sent.width, sent.height) == (2000, 400)
+    # The same bound, had a page stated it, is refused before sending.
+    stated = ImageLimits(min_side=384, max_side=5000, max_bytes=10 * 2**20, max_aspect=4.0)
     with pytest.raises(WanInputError, match="1:4 to 4:1"):
-        encode_image(np.zeros((400, 2000, 3), np.float32), WAN25)
+        encode_image(np.zeros((400, 2000, 3), np.float32), stated)
 
 
 def test_too_many_bytes_are_brought_under_the_limit():

@@ -90,10 +90,11 @@ def test_refused_inputs_name_the_node_input(emulator):
                                      image=img(300, 300), image_2=img(300, 300), image_3=img(300, 300),
                                      image_4=img(300, 300)))
     assert "at most 3" in str(info.value)
+    # (wan2.5's 1:4-4:1 is the reference's alone and left to the service; wan2.7's 1:8-8:1 is its page's.)
     with pytest.raises(api.WanInputError) as info:
-        run(wan.WanImageEdit.execute(model="wan2.5-i2i-preview", prompt="x", n=1, seed=0,
+        run(wan.WanImageEdit.execute(model="wan2.7-image", prompt="x", n=1, seed=0,
                                      image=img(300, 300), image_2=img(100, 1000)))
-    assert info.value.param == "image_2" and "1:4 to 4:1" in str(info.value)
+    assert info.value.param == "image_2" and "1:8 to 8:1" in str(info.value)
     with pytest.raises(api.WanInputError, match="negative"):
         run(wan.WanImageEdit.execute(model="wan2.7-image", prompt="x", n=1, seed=0, image=img(300, 300),
                                      negative_prompt="blurry"))
@@ -184,7 +185,7 @@ def test_the_event_loop_keeps_running_while_nodes_wait(emulator):
     emulator.backend.configure(queue_time=0.2, service_time=1.5)
     gaps, elapsed, _ = _loop_gaps(lambda: [
         wan.WanTextToImage.execute(model="wan2.7-image", prompt=f"p{i}", n=1, size="1K", seed=i) for i in range(4)])
-    assert max(gaps) < 0.25, f"the event loop stalled for {max(gaps):.2f} s"
+    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"  # a blocked loop: 1.5 s
     assert elapsed < 2 * 1.7, f"four nodes ran one after another ({elapsed:.1f} s)"
 
 

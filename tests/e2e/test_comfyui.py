@@ -6,7 +6,6 @@ import io
 import json
 import re
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -14,42 +13,9 @@ import requests
 from PIL import Image
 
 from comfy_host import ROOT, execution_error, ui_to_api
-from e2e_support import E2E_KEY
+from e2e_support import E2E_KEY, graph, info_of, saved_pixels, served_pixels, upload_array
 
 NODE_IDS = ["WanImageEdit", "WanTextToImage", "WanSequential", "WanInterleave", "WanBBox"]
-
-
-def upload_array(comfy, arr: np.ndarray, mode: str = "RGB") -> str:
-    name = f"e2e_{uuid.uuid4().hex[:8]}.png"
-    path = comfy.base / name
-    Image.fromarray(arr, mode).save(path)
-    return comfy.upload_image(path, name)
-
-
-def saved_pixels(comfy, entry, node_id: str) -> list[np.ndarray]:
-    return [np.asarray(Image.open(comfy.output_file(img)).convert("RGB"))
-            for img in entry["outputs"][node_id]["images"]]
-
-
-def served_pixels(url: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(requests.get(url, timeout=10).content)).convert("RGB"))
-
-
-def info_of(entry, node_id: str) -> dict:
-    return json.loads(entry["outputs"][node_id]["text"][0])
-
-
-def graph(node_type: str, inputs: dict, *, loads: dict | None = None, text: bool = True) -> dict:
-    g: dict = {}
-    for name, (load_id, filename) in (loads or {}).items():
-        g[load_id] = {"class_type": "LoadImage", "inputs": {"image": filename}}
-        inputs[name] = [load_id, 0]
-    g["10"] = {"class_type": node_type, "inputs": inputs}
-    g["20"] = {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": f"e2e_{uuid.uuid4().hex[:6]}"}}
-    g["30"] = {"class_type": "PreviewAny", "inputs": {"source": ["10", 2]}}
-    if text:
-        g["31"] = {"class_type": "PreviewAny", "inputs": {"source": ["10", 1]}}
-    return g
 
 
 def test_every_node_loads_with_its_fixed_inputs(comfy):
@@ -76,7 +42,8 @@ def test_every_node_loads_with_its_fixed_inputs(comfy):
     # ComfyUI's import-times line for the pack.
     match = re.search(r"^\s*([\d.]+) seconds.*comfyui-wan-image\s*$", comfy.log(), re.M)
     assert match, "the pack is missing from ComfyUI's import times"
-    assert float(match.group(1)) < 0.2
+    # ComfyUI prints 0.0 here; the bound only catches an import gone badly wrong (the benchmark measures it).
+    assert float(match.group(1)) < 1.0
     assert "Traceback" not in comfy.log().split("comfyui-wan-image")[0].split("Import times")[-1]
 
 
@@ -180,12 +147,18 @@ def test_boxes_from_masks_and_from_the_string(comfy, emulator):
 
 
 def test_a_refused_input_is_an_execution_error_and_nothing_is_sent(comfy, emulator):
-    g = graph("WanTextToImage", {"model": "wan2.7-image", "prompt": "x", "n": 1, "size": "4K", "seed": 99})
+    # What only the pictures decide (here: 4 pictures for wan2.5's 3) is refused when the node runs;
+    # widget-only mistakes are refused earlier, when the graph is queued (test_queue_validation.py).
+    picture = upload_array(comfy, np.full((400, 400, 3), 90, np.uint8))
+    g = graph("WanImageEdit", {"model": "wan2.5-i2i-preview", "prompt": "x", "n": 1, "size": "auto", "seed": 99},
+              loads={"image": ("1", picture)})
+    g["2"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 4}}
+    g["10"]["inputs"]["image"] = ["2", 0]
     entry = comfy.run(g)
     error = execution_error(entry)
     assert error is not None
-    assert "size" in error["exception_message"] and "wan2.7-image-pro" in error["exception_message"]
-    assert error["node_type"] == "WanTextToImage"
+    assert "image" in error["exception_message"] and "at most 3" in error["exception_message"]
+    assert error["node_type"] == "WanImageEdit"
     assert emulator.backend.log == []
 
 
@@ -249,7 +222,7 @@ def test_example_workflows_are_in_the_template_browser(comfy):
 
 def test_chinese_and_english_names_are_served(comfy):
     i18n = requests.get(comfy.url + "/i18n", timeout=10).json()
-    ours = NODE_IDS + ["WanPromptList", "WanColorPalette", "WanUsage"]
+    ours = NODE_IDS + ["WanPromptList", "WanColorPalette", "WanComparisonSheet", "WanUsage"]
     for lang in ("en", "zh"):
         defs = i18n[lang]["nodeDefs"]
         assert set(ours) <= set(defs), f"{lang}: missing {set(ours) - set(defs)}"
@@ -262,7 +235,7 @@ def test_chinese_and_english_names_are_served(comfy):
 
 
 def test_node_help_pages_are_served_where_the_frontend_reads_them(comfy):
-    for node in NODE_IDS + ["WanPromptList", "WanColorPalette", "WanUsage"]:
+    for node in NODE_IDS + ["WanPromptList", "WanColorPalette", "WanComparisonSheet", "WanUsage"]:
         for path in (f"{node}.md", f"{node}/en.md", f"{node}/zh.md"):
             r = requests.get(f"{comfy.url}/extensions/comfyui-wan-image/docs/{path}", timeout=10)
             assert r.status_code == 200 and r.text.startswith("# "), path
