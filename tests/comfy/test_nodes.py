@@ -248,7 +248,7 @@ def test_per_image_sends_one_request_per_picture_concurrently_and_keeps_their_or
                             .convert("RGB"))
         got = np.floor(images[i].numpy() * 255 + 0.5).astype(np.uint8)
         assert np.array_equal(got, served), f"output picture {i} is not the result of request {i}"
-    assert elapsed < 2 * 1.1 + 1.0, f"4 requests ran one after another ({elapsed:.1f} s)"
+    assert elapsed < 4.0, f"4 requests ran one after another ({elapsed:.1f} s; one after another: over 4.4 s)"
 
 
 def test_prompt_list_splits_lines():
