@@ -251,7 +251,8 @@ def test_generation_slots_hold_across_processes_and_free_when_one_dies(tmp_path)
         started = time.monotonic()
         with pytest.raises(errors.Interrupted, match="nothing was sent"):
             acquire_slot(slots, cancel)
-        assert time.monotonic() - started < 0.3 + 0.15, "an interrupt must stop the wait within ~0.1 s"
+        # Stopped by the interrupt (the holder keeps its slots for a minute), not by a slot coming free.
+        assert time.monotonic() - started < 0.3 + 1.0, "an interrupt must stop the wait for a slot"
         holder.kill()   # its locks die with it
         holder.wait()
         assert slots.acquire(timeout=5) and slots.held_here() == 2
