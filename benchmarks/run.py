@@ -382,14 +382,16 @@ async def main():
             gaps.append(now - last - 0.005)
             last = now
     tick = asyncio.create_task(ticker())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(2.0)   # the loop alone first: what the machine itself costs it
+    idle = max(gaps)
+    gaps.clear()
     nodes = [m.wan.WanImageEdit.execute(model="wan2.7-image", prompt=f"node {k}", n=1, size="1K", seed=k,
              **{("image" if i == 0 else f"image_{i + 1}"): pictures[(i + k) % 9] for i in range(9)})
              for k in range(4)]
     await asyncio.gather(*nodes)
     done.set()
     await tick
-    print(max(gaps), sorted(gaps)[int(len(gaps) * 0.99)])
+    print(max(gaps), sorted(gaps)[int(len(gaps) * 0.99)], idle)
 asyncio.run(main())
 '''
 
@@ -403,11 +405,12 @@ def bench_event_loop() -> None:
                "WAN_STATE_DIR": str(Path("/tmp") / f"wan-bench-loop-{os.getpid()}")}
         out = subprocess.run([sys.executable, "-c", STALL_CHILD, str(ROOT)], env=env, capture_output=True,
                              text=True, timeout=900)
-        worst, p99 = map(float, out.stdout.split()[-2:])
+        worst, p99, idle = map(float, out.stdout.split()[-3:])
     finally:
         emu.terminate()
     row("event loop", "longest stall while 4 Wan nodes send 9 x 2048^2 inputs each (auto)",
-        f"{worst * 1000:.0f} ms (99th percentile {p99 * 1000:.0f} ms)", check(worst < 0.05, "< 50 ms"))
+        f"{worst * 1000:.0f} ms (99th percentile {p99 * 1000:.0f} ms; the loop alone, same run: {idle * 1000:.0f} ms)",
+        check(worst < 0.05, "< 50 ms"))
 
 
 def main() -> int:
