@@ -23,13 +23,17 @@ from .models import (
     EDIT, INTERLEAVE, MODEL_NAMES, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, check_region, choose_transport, get_model,
     models_with_mode, region_summary, streaming_offers, transport_summary,
 )
+from .ledger import ENV_DAILY_BUDGET, ENV_DAILY_LIMIT, DailyLimitError, open_ledger, report_text
+from .ledger import chart as usage_chart
 from .palette import palette_from_pixels, swatches
+from .pictures import number_pictures
 from .present import describe
 from .request import (
-    InputImage, Params, WanRequest, bbox_edit, build_request, check_color_palette, edit, interleave,
-    parse_boxes, sequential, text_to_image,
+    InputImage, Params, WanRequest, bbox_edit, build_request, check_color_palette, check_settings, edit,
+    interleave, parse_boxes, sequential, text_to_image,
 )
 from .result import Progress, WanResult
 from .secrets import ApiKey, get_logger
+from .sheet import Cell as SheetCell, caption as sheet_caption, column_label, render_sheet
 from .store import Store
 from .transport import RetryPolicy, Timeouts

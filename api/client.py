@@ -47,12 +47,19 @@ class WanClient:
         self.store = store
         # Tasks, cached results and limits belong to an account at one endpoint: keyed by this (never the key).
         self.account = f"{key.fingerprint}@{self.endpoint.base_url}"
+        # Slots, query bucket and daily limit are shared through the store's folder by every process on it.
+        shared = store.folder if store is not None else None
         self.calls = ServiceCalls(
             self.transport, poll=poll or PollSchedule(), max_wait=max_wait,
-            task_limiter=task_limiter or task_query_limiter(self.endpoint.base_url, key.fingerprint),
+            task_limiter=task_limiter or task_query_limiter(self.endpoint.base_url, key.fingerprint, shared),
             query_failure_budget=query_failure_budget)
         self.resumable = Resumable(self.calls, self.downloader, store, self.account,
-                                   generation_slots(self.endpoint.base_url, key.fingerprint))
+                                   generation_slots(self.endpoint.base_url, key.fingerprint, shared))
+        if shared is not None:
+            from .ledger import Meter, open_ledger  # here: `python -m api.ledger` must find it not yet imported
+
+            self.resumable.meter = Meter(open_ledger(shared), key.fingerprint, self.endpoint.label,
+                                         self.endpoint.region)
 
     def __repr__(self) -> str:
         return f"WanClient({self.endpoint.label}, key={self.transport.api_key.masked})"

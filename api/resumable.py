@@ -45,6 +45,8 @@ def cache_key(scope: str, fingerprint: str) -> str:
 
 
 class Resumable:
+    meter = None   # api.ledger.Meter: the daily limit and the ledger (set by WanClient when it has a store)
+
     def __init__(self, calls: ServiceCalls, downloader: Downloader, store: Store | None, scope: str,
                  slots: threading.BoundedSemaphore) -> None:
         self.calls = calls
@@ -86,16 +88,29 @@ class Resumable:
 
     def _generate(self, req: WanRequest, transport: str, fingerprint: str, cancel: threading.Event | None,
                   emit: Emitter, download: bool) -> WanResult:
-        if not self.slots.acquire(blocking=False):
-            emit("waiting", message="waiting for a free generation slot (WAN_MAX_CONCURRENT)")
-            acquire_slot(self.slots, cancel)
+        # The daily limit (api/ledger.py): reserve what this request may bill before anything can be sent
+        # (refused here past the limit); settle to what was billed, or release what cannot have been.
+        spend = None
+        if self.meter is not None:
+            resumed = transport == ASYNC and self._journal("resumable", fingerprint, self.scope) is not None
+            spend = self.meter.reserve(req, fingerprint, resumed=resumed)
         try:
-            if transport == ASYNC:
-                result = self._task(req, fingerprint, cancel, emit)
-            else:
-                result = self._send(req, transport, fingerprint, cancel, emit)
-        finally:
-            self.slots.release()
+            if not self.slots.acquire(blocking=False):
+                emit("waiting", message="waiting for a free generation slot (WAN_MAX_CONCURRENT)")
+                acquire_slot(self.slots, cancel)
+            try:
+                if transport == ASYNC:
+                    result = self._task(req, fingerprint, cancel, emit)
+                else:
+                    result = self._send(req, transport, fingerprint, cancel, emit)
+            finally:
+                self.slots.release()
+        except BaseException as exc:
+            if spend is not None:
+                self.meter.failed(spend, exc)
+            raise
+        if spend is not None:
+            self.meter.settled(spend, result)
         if download:
             self._fetch_and_keep(req, fingerprint, result, emit)
         if cancel is not None and cancel.is_set() and result.images and not result.incomplete:

@@ -1,6 +1,7 @@
 """Fault soak: at least 200 node runs against the emulator with injected faults; prints the verdicts.
+Then two real ComfyUI servers on one base directory with 8 Wan nodes in flight (benchmarks/soak_servers.py).
 
-    .venv/bin/python benchmarks/soak.py [--cycles 11]
+    .venv/bin/python benchmarks/soak.py [--cycles 11] [--rounds 3]
 
 Each run calls a node's execute (ComfyUI loaded in-process, the pack loaded by file path) with one fault
 scenario armed in the emulator. Runs go one after another, so every request the emulator sees belongs to
@@ -31,6 +32,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 import inprocess  # noqa: E402
 
 KEY = "sk-soak-fake-key-00000k"
@@ -82,6 +84,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=11, help="passes over the 20 scenarios (11 -> 220 runs)")
     parser.add_argument("--min-runs", type=int, default=200, help="fail unless at least this many runs")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of 8 nodes per two-server scenario (0: skip the two-server part)")
     args = parser.parse_args()
     m = inprocess.load()
     state = tempfile.mkdtemp(prefix="wan-soak-")
@@ -174,6 +178,14 @@ def main() -> int:
         if run["verdict"] == "failed, UNCLEAR":
             print("UNCLEAR:", run["name"], run["error"])
     ok = multi == 0 and lost == 0 and verdicts["failed, UNCLEAR"] == 0 and len(runs) >= args.min_runs
+    if args.rounds > 0:
+        import soak_servers
+
+        print("\ntwo ComfyUI servers on one base directory, 8 Wan nodes in flight:", file=sys.stderr, flush=True)
+        servers_ok, table = soak_servers.run(m.emulator, KEY, args.rounds,
+                                             log=lambda text: print(text, file=sys.stderr, flush=True))
+        print("\n" + table)
+        ok = ok and servers_ok
     return 0 if ok else 1
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..api.pictures import number_pictures
+from ..api import number_pictures
 from .tensors import image_batches
 
 # Previews are for drawing on, not for keeping: the long side is capped (the editor maps the boxes back to

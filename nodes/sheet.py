@@ -8,8 +8,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..api.sheet import Cell, caption, column_label, render_sheet
-from ..api.encoding import to_uint8_rgb
+from ..api import SheetCell, column_label, render_sheet, sheet_caption, to_uint8_rgb
 from .tensors import image_batches
 from .wan_nodes import CATEGORY
 
@@ -67,7 +66,7 @@ class WanComparisonSheet(io.ComfyNode):
                     for t in columns[name]]
             infos = list(columns.get(info_name) or [])
             labels.append(column_label(infos[0] if infos else None, name))
-            grid_columns.append([Cell(pictures, caption(infos[r] if r < len(infos) else None, r, pictures, name))
+            grid_columns.append([SheetCell(pictures, sheet_caption(infos[r] if r < len(infos) else None, r, pictures, name))
                                  for r, pictures in enumerate(runs)])
         rows = max([len(prompts)] + [len(col) for col in grid_columns])
         cells = [[col[r] if r < len(col) else None for col in grid_columns] for r in range(rows)]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..api.pictures import number_pictures
+from ..api import number_pictures
 
 
 def image_batches(named: Sequence[tuple[str, Any]]) -> list[tuple[str, np.ndarray]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import WanInputError, check_region, choose_transport, endpoint_overridden
-from ..api.request import Params, check_settings, parse_boxes
+from ..api import Params, check_settings, parse_boxes
 
 # api/ says what the service calls a thing; at queue time the node's input is the one to name.
 _INPUT_NAMES = {"bbox_list": "boxes", "mode": "model"}

@@ -14,11 +14,10 @@ from comfy_api.latest import io
 
 from ..api import (
     EDIT, INTERLEAVE, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, Params, WanInputError, WanRequest, build_request, describe,
-    encode_images, errors, get_model, models_with_mode, palette_from_pixels, parse_boxes, region_summary, swatches,
-    to_uint8_rgb, transport_summary,
+    encode_images, errors, get_model, models_with_mode, number_pictures, palette_from_pixels, parse_boxes,
+    region_summary, swatches, to_uint8_rgb, transport_summary,
 )
-from ..api.pictures import number_pictures
-from . import runner
+from . import runner, usage
 from .previews import sent_pictures_ui
 from .validation import queue_check
 from .tensors import image_batches, mask_batch, mask_regions, to_image_tensor
@@ -291,6 +290,8 @@ class WanImageEdit(io.ComfyNode):
         # half-paid.
         jobs = await runner.in_thread(
             lambda: [prepare(model, prompt, named, input_format, EDIT, params) for named in runs])
+        # The daily limit over the whole fan-out, before any request is sent (api/ledger.py).
+        await runner.in_thread(usage.check_fan_out, region, [req for req, _, _ in jobs])
         outs = await asyncio.gather(*[send(cls, req, region=region, transport=transport, inputs=inputs,
                                            labels=labels) for req, inputs, labels in jobs])
         return outs[0] if len(outs) == 1 else await runner.in_thread(merge_outputs, outs)

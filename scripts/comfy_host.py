@@ -56,7 +56,8 @@ class ComfyHost:
         self._own_base = base_dir is None
         self.base = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="wan-comfy-"))
         self.proc: subprocess.Popen | None = None
-        self.log_path = self.base / "server.log"
+        # Several servers may share one base directory (one ComfyUI folder, one server per GPU): one log each.
+        self.log_path = self.base / ("server.log" if self._own_base else f"server-{self.port}.log")
         self.client_id = uuid.uuid4().hex
 
     # ---- lifecycle ---------------------------------------------------------------------------------------

@@ -222,7 +222,7 @@ def test_example_workflows_are_in_the_template_browser(comfy):
 
 def test_chinese_and_english_names_are_served(comfy):
     i18n = requests.get(comfy.url + "/i18n", timeout=10).json()
-    ours = NODE_IDS + ["WanPromptList", "WanColorPalette", "WanComparisonSheet"]
+    ours = NODE_IDS + ["WanPromptList", "WanColorPalette", "WanComparisonSheet", "WanUsage"]
     for lang in ("en", "zh"):
         defs = i18n[lang]["nodeDefs"]
         assert set(ours) <= set(defs), f"{lang}: missing {set(ours) - set(defs)}"
@@ -235,7 +235,7 @@ def test_chinese_and_english_names_are_served(comfy):
 
 
 def test_node_help_pages_are_served_where_the_frontend_reads_them(comfy):
-    for node in NODE_IDS + ["WanPromptList", "WanColorPalette", "WanComparisonSheet"]:
+    for node in NODE_IDS + ["WanPromptList", "WanColorPalette", "WanComparisonSheet", "WanUsage"]:
         for path in (f"{node}.md", f"{node}/en.md", f"{node}/zh.md"):
             r = requests.get(f"{comfy.url}/extensions/comfyui-wan-image/docs/{path}", timeout=10)
             assert r.status_code == 200 and r.text.startswith("# "), path
