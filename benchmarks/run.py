@@ -338,18 +338,24 @@ print(before, peak[0])
 '''
 
 
-def bench_memory() -> None:
+def run_child(script: str, state: str) -> list[str]:
+    """Run a benchmark script in a process of its own, with an emulator in another (so neither measures
+    the other); returns the words of its output."""
     emu = subprocess.Popen([sys.executable, "-m", "api.emulator", "--port", "0", "--service-time", "0.5"],
                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         base_url = re.search(r"DASHSCOPE_HTTP_BASE_URL=(\S+)", emu.stdout.readline()).group(1)
         env = {**os.environ, "DASHSCOPE_HTTP_BASE_URL": base_url, "DASHSCOPE_API_KEY": KEY,
-               "WAN_STATE_DIR": str(Path("/tmp") / f"wan-bench-{os.getpid()}")}
-        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(ROOT)], env=env, capture_output=True,
+               "WAN_STATE_DIR": str(Path("/tmp") / f"{state}-{os.getpid()}")}
+        out = subprocess.run([sys.executable, "-c", script, str(ROOT)], env=env, capture_output=True,
                              text=True, timeout=900)
-        before, peak = map(int, out.stdout.split()[-2:])
+        return out.stdout.split()
     finally:
         emu.terminate()
+
+
+def bench_memory() -> None:
+    before, peak = map(int, run_child(MEMORY_CHILD, "wan-bench")[-2:])
     added = (peak - before) / 2**20
     inputs = 9 * 4096 * 4096 * 3 * 4 / 2**20
     row("memory", "sending 9 inputs of 4096^2 (auto): peak RSS added", f"{added:.0f} MB (inputs themselves: "
@@ -397,17 +403,7 @@ asyncio.run(main())
 
 
 def bench_event_loop() -> None:
-    emu = subprocess.Popen([sys.executable, "-m", "api.emulator", "--port", "0", "--service-time", "0.5"],
-                           cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        base_url = re.search(r"DASHSCOPE_HTTP_BASE_URL=(\S+)", emu.stdout.readline()).group(1)
-        env = {**os.environ, "DASHSCOPE_HTTP_BASE_URL": base_url, "DASHSCOPE_API_KEY": KEY,
-               "WAN_STATE_DIR": str(Path("/tmp") / f"wan-bench-loop-{os.getpid()}")}
-        out = subprocess.run([sys.executable, "-c", STALL_CHILD, str(ROOT)], env=env, capture_output=True,
-                             text=True, timeout=900)
-        worst, p99, idle = map(float, out.stdout.split()[-3:])
-    finally:
-        emu.terminate()
+    worst, p99, idle = map(float, run_child(STALL_CHILD, "wan-bench-loop")[-3:])
     row("event loop", "longest stall while 4 Wan nodes send 9 x 2048^2 inputs each (auto)",
         f"{worst * 1000:.0f} ms (99th percentile {p99 * 1000:.0f} ms; the loop alone, same run: {idle * 1000:.0f} ms)",
         check(worst < 0.05, "< 50 ms"))
