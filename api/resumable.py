@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from . import answers
 from .calls import ServiceCalls
@@ -98,9 +98,18 @@ class Resumable:
             if not self.slots.acquire(blocking=False):
                 emit("waiting", message="waiting for a free generation slot (WAN_MAX_CONCURRENT)")
                 acquire_slot(self.slots, cancel)
+            def before_creating() -> None:
+                # The journaled task this run meant to fetch is gone: a new task is a new creation, and
+                # must pass the daily limit like any other (refused here, before it is sent).
+                nonlocal spend
+                if spend is not None and spend.resumed:
+                    fresh = self.meter.reserve(req, fingerprint, resumed=False)
+                    self.meter.ledger.release(spend)
+                    spend = fresh
+
             try:
                 if transport == ASYNC:
-                    result = self._task(req, fingerprint, cancel, emit)
+                    result = self._task(req, fingerprint, cancel, emit, before_creating)
                 else:
                     result = self._send(req, transport, fingerprint, cancel, emit)
             finally:
@@ -151,8 +160,8 @@ class Resumable:
                       req.mode, "fetched")
         return result
 
-    def _task(self, req: WanRequest, fingerprint: str, cancel: threading.Event | None,
-              emit: Emitter) -> WanResult:
+    def _task(self, req: WanRequest, fingerprint: str, cancel: threading.Event | None, emit: Emitter,
+              before_creating: Callable[[], None] = lambda: None) -> WanResult:
         entry = self._journal("resumable", fingerprint, self.scope)
         if entry is not None:
             log.info("resuming task %s (created %.0f s ago) instead of creating a new one", entry.task_id,
@@ -162,6 +171,7 @@ class Resumable:
                 return self._finish_task(req, entry.task_id, cancel, emit)
             except (TaskExpiredError, TaskCanceledError):
                 pass  # gone at the service: a new task is the only way to the picture
+        before_creating()
         task_id, request_id = self.calls.create_task(req, cancel, emit)
         self._journal("record", fingerprint, self.scope, task_id, request_id, req.model, req.mode)
         emit("submitted", task_id=task_id, status="PENDING")

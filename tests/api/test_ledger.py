@@ -285,3 +285,19 @@ def test_task_query_bucket_is_shared_by_processes(tmp_path):
     solo = SharedTokenBucket(tmp_path / "solo", 20.0)
     waits = [solo.acquire() for _ in range(20)]
     assert max(waits) == 0.0
+
+
+def test_a_resumed_task_found_gone_is_a_new_creation_that_must_pass_the_limit(emulator, tmp_path, monkeypatch):
+    """Resuming reserves nothing (no new creation); but when the journaled task turns out expired, the new
+    task that replaces it is a creation, checked against the limit before it is sent."""
+    monkeypatch.setenv("WAN_DAILY_IMAGE_LIMIT", "3")
+    emulator.backend.configure(queue_time=0.1, service_time=1.5)
+    client = make_client(emulator, store=Store(tmp_path))
+    cancel = threading.Event()
+    threading.Timer(0.6, cancel.set).start()  # RUNNING: left to finish, counted as unsure (2)
+    with pytest.raises(errors.Interrupted):
+        client.generate(edit(21, n=2), cancel=cancel)
+    emulator.backend.advance(25 * 3600)        # the service forgets the task (24 h)
+    with pytest.raises(DailyLimitError, match="limit is 3"):
+        client.generate(edit(21, n=2))         # 2 unsure + 2 new would pass 3
+    assert creations(emulator) == 1, "a replacement task was created past the daily limit"
