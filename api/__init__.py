@@ -23,8 +23,6 @@ from .models import (
     EDIT, INTERLEAVE, MODEL_NAMES, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, check_region, choose_transport, get_model,
     models_with_mode, region_summary, streaming_offers, transport_summary,
 )
-from .ledger import ENV_DAILY_BUDGET, ENV_DAILY_LIMIT, DailyLimitError, open_ledger, report_text
-from .ledger import chart as usage_chart
 from .palette import palette_from_pixels, swatches
 from .pictures import number_pictures
 from .present import describe
@@ -37,3 +35,17 @@ from .secrets import ApiKey, get_logger
 from .sheet import Cell as SheetCell, caption as sheet_caption, column_label, render_sheet
 from .store import Store
 from .transport import RetryPolicy, Timeouts
+
+# The ledger's names, imported on first use: importing api.ledger with the package would make
+# `python -m api.ledger` run a second copy of the module (runpy's RuntimeWarning).
+_LEDGER_NAMES = {"ENV_DAILY_BUDGET": "ENV_DAILY_BUDGET", "ENV_DAILY_LIMIT": "ENV_DAILY_LIMIT",
+                 "DailyLimitError": "DailyLimitError", "open_ledger": "open_ledger", "report_text": "report_text",
+                 "usage_chart": "chart"}
+
+
+def __getattr__(name: str):
+    if name in _LEDGER_NAMES:
+        from . import ledger
+
+        return getattr(ledger, _LEDGER_NAMES[name])
+    raise AttributeError(f"module 'api' has no attribute {name!r}")

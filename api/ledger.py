@@ -557,16 +557,16 @@ def open_ledger(folder: Path) -> Ledger:
 
 
 def _default_folder() -> Path:
-    from .store import ENV_STATE_DIR, default_state_dir
+    from .config import ENV_STATE_DIR, state_dir
 
     if os.environ.get(ENV_STATE_DIR, "").strip():
-        return default_state_dir()
+        return state_dir()
     # Run from the pack inside ComfyUI/custom_nodes: ComfyUI's user folder, where the nodes keep it.
     pack = Path(__file__).absolute().parents[1]
     for comfy in (pack.parents[1], Path.cwd().parents[1] if len(Path.cwd().parents) > 1 else None):
         if comfy is not None and (comfy / "user" / "wan_image").is_dir():
-            return comfy / "user" / "wan_image"
-    return default_state_dir()
+            return state_dir(comfy / "user" / "wan_image")
+    return state_dir()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -580,8 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = args.state_dir or _default_folder()
     if not (folder / LEDGER_FILE).exists():
-        print(f"no ledger in {folder} yet (nothing billed there); pass --state-dir", file=sys.stderr)
-        return 1
+        # Nothing billed through this folder yet: that is an answer, not an error.
+        print(f"No pictures billed yet: there is no ledger in {folder} (another folder: --state-dir).")
+        return 0
     ledger = Ledger(folder)
     if args.csv:
         if args.csv == "-":

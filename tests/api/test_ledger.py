@@ -301,3 +301,13 @@ def test_a_resumed_task_found_gone_is_a_new_creation_that_must_pass_the_limit(em
     with pytest.raises(DailyLimitError, match="limit is 3"):
         client.generate(edit(21, n=2))         # 2 unsure + 2 new would pass 3
     assert creations(emulator) == 1, "a replacement task was created past the daily limit"
+
+
+def test_the_ledger_command_finds_the_state_folder_itself(emulator, tmp_path, monkeypatch):
+    """`python -m api.ledger` with no --state-dir: the folder the pack uses (here WAN_STATE_DIR)."""
+    client = make_client(emulator, store=Store(tmp_path))
+    client.generate(t2i(31, n=1))
+    out = subprocess.run([sys.executable, "-m", "api.ledger"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, env={**__import__("os").environ, "WAN_STATE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "wan2.7-image" in out.stdout and "RuntimeWarning" not in out.stderr, out.stderr
