@@ -178,11 +178,16 @@ class Ledger:
                 owners.mkdir(exist_ok=True)
                 token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
                 tmp = owners / f".{token}.tmp"
+                if os.name == "nt":
+                    # Windows cannot rename an open file; a mark found unlocked in the instant before the lock
+                    # is only a new, empty one.
+                    tmp = owners / f"{token}.lock"
                 fd = filelock.open_lock_file(tmp)
                 if not filelock.try_lock(fd):
                     raise RuntimeError(f"cannot lock {tmp}")
-                # Locked before it gets its name, so nobody can find it unlocked and call us dead.
-                os.replace(tmp, owners / f"{token}.lock")
+                if os.name != "nt":
+                    # Locked before it gets its name, so nobody can find it unlocked and call us dead.
+                    os.replace(tmp, owners / f"{token}.lock")
                 self._owner, self._owner_fd = token, fd
                 # The marks of processes that ended with nothing in flight: nobody else would remove them.
                 for other in owners.glob("*.lock"):
@@ -352,7 +357,9 @@ class Ledger:
         """An error ended the request: release what cannot have been billed, keep counted what may have."""
         request_id, task_id = getattr(exc, "request_id", None), getattr(exc, "task_id", None)
         if isinstance(exc, Interrupted):
-            if exc.task_canceled or not (task_id or request_id):
+            # Stopped before anything went out has no task, no request id and no partial stream; a stream
+            # stopped before its first frame has a (still empty) partial: sent, and maybe billed.
+            if exc.task_canceled or not (task_id or request_id or exc.partial is not None):
                 self.release(reservation)   # canceled while queued, or stopped before anything was sent
             else:
                 self.keep(reservation, request_id, task_id, note="interrupted; the service may finish and bill it")
@@ -363,6 +370,10 @@ class Ledger:
         elif isinstance(exc, WanAPIError) and exc.partial is not None:
             # An error frame after some pictures: those were made, and are billed.
             self.settle_result(reservation, exc.partial)
+        elif isinstance(exc, WanAPIError) and exc.status in (502, 504):
+            # A gateway's answer: the service behind it may have taken the request (which is why the
+            # transport does not resend a billable request on these).
+            self.keep(reservation, request_id, task_id, note=f"HTTP {exc.status} from a gateway; it may have run")
         elif isinstance(exc, WanConnectionError) and exc.maybe_billed:
             self.keep(reservation, request_id, task_id, note=str(exc)[:200])
         elif task_id:

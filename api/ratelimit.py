@@ -73,14 +73,16 @@ class SharedTokenBucket(TokenBucket):
             filelock.lock(self._fd)
             try:
                 now = time.time()
-                raw = os.pread(self._fd, 64, 0).decode("ascii", "replace").strip("\0 \n").split()
+                os.lseek(self._fd, 0, os.SEEK_SET)   # (not os.pread/pwrite: Windows has neither)
+                raw = os.read(self._fd, 64).decode("ascii", "replace").strip("\0 \n").split()
                 try:
                     tokens, stamp = float(raw[0]), float(raw[1])
                 except (IndexError, ValueError):
                     tokens, stamp = self.capacity, now
                 tokens = min(self.capacity, tokens + max(0.0, now - stamp) * self.rate) - 1.0
                 state = f"{tokens:.6f} {now:.6f}".encode().ljust(64)
-                os.pwrite(self._fd, state, 0)
+                os.lseek(self._fd, 0, os.SEEK_SET)
+                os.write(self._fd, state)
             finally:
                 filelock.unlock(self._fd)
         return 0.0 if tokens >= 0 else -tokens / self.rate

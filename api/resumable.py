@@ -184,6 +184,10 @@ class Resumable:
             data = self.calls.wait_task(task_id, cancel, emit)
             result = answers.task_result(req, data, task_id, ASYNC, self.calls.endpoint)
         except WanError as exc:
+            # A failed query knows nothing of the task it was about; the daily limit must (the task may be
+            # running, and billing, whatever became of our query).
+            if exc.task_id is None:
+                exc.task_id = task_id
             state = _ended_state(exc)
             if state:
                 self._journal("update", task_id, state)

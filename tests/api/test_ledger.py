@@ -311,3 +311,30 @@ def test_the_ledger_command_finds_the_state_folder_itself(emulator, tmp_path, mo
                          timeout=60, env={**__import__("os").environ, "WAN_STATE_DIR": str(tmp_path)})
     assert out.returncode == 0, out.stderr
     assert "wan2.7-image" in out.stdout and "RuntimeWarning" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("case", ["task queries keep failing", "a gateway's 504 on the creation",
+                                  "a stream stopped before its first frame"])
+def test_what_may_have_been_billed_stays_counted(emulator, tmp_path, monkeypatch, case):
+    """Each of these ends the run with an error, but the service may be making (and billing) the pictures:
+    the daily limit must go on counting them."""
+    monkeypatch.setenv("WAN_DAILY_IMAGE_LIMIT", "100")
+    if case == "task queries keep failing":
+        emulator.backend.configure(queue_time=0.1, service_time=5.0)
+        emulator.backend.add_fault({"kind": "http", "on": "query", "status": 500, "times": -1})
+        client = make_client(emulator, store=Store(tmp_path), query_failure_budget=0.3)
+        with pytest.raises(errors.ServerError):
+            client.generate(edit(40, n=2))
+    elif case == "a gateway's 504 on the creation":
+        emulator.backend.add_fault({"kind": "http", "status": 504, "code": "GatewayTimeout", "message": "upstream"})
+        with pytest.raises(errors.WanAPIError):
+            make_client(emulator, store=Store(tmp_path)).generate(edit(41, n=2))
+    else:
+        emulator.backend.configure(queue_time=3.0, service_time=1.0)
+        req = build_request("wan2.6-image", "tea", [], mode="interleave", max_images=2, size="1024*1024", seed=5)
+        cancel = threading.Event()
+        threading.Timer(0.6, cancel.set).start()
+        with pytest.raises(errors.Interrupted):
+            make_client(emulator, store=Store(tmp_path)).generate(req, transport="stream", cancel=cancel)
+    rows = open_ledger(tmp_path).entries()
+    assert [(r["pictures"], r["status"]) for r in rows] == [(2, "unsure")], rows
