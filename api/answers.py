@@ -15,8 +15,9 @@ A partial result (some wan2.5 pictures failed) is a result: the pictures are kep
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+from .billing import NOT_BILLED, made, maybe
 from .errors import StreamCutError, WanAPIError, WanConnectionError, api_error
 from .models import IMAGE_SYNTHESIS, STREAM
 from .request import WanRequest
@@ -27,6 +28,8 @@ from .sse import SSEEvent
 # a task that does not exist or has expired").
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, UNKNOWN = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"
 KNOWN_STATES = frozenset({PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, UNKNOWN})
+# "task_id and result URLs live 24 hours" (wan-api-reference.md, Endpoints).
+TASK_LIFETIME_S = 24 * 3600.0
 
 
 def json_object(response: Any, endpoint: str) -> dict[str, Any]:
@@ -73,11 +76,15 @@ def request_id_of(data: dict[str, Any]) -> str | None:
 def sync_result(req: WanRequest, data: dict[str, Any], transport: str, endpoint: str, status: int) -> WanResult:
     """A sync generation's answer (also a stream request answered with plain JSON)."""
     if data.get("code"):
-        raise api_error(data.get("code"), data.get("message"), status=status, request_id=request_id_of(data),
-                        endpoint=endpoint)
-    return WanResult(model=req.model, mode=req.mode, transport=transport, images=[],
-                     content=content_of(_output(data)), request_id=request_id_of(data),
-                     usage=data.get("usage") or {})
+        error = api_error(data.get("code"), data.get("message"), status=status, request_id=request_id_of(data),
+                          endpoint=endpoint)
+        error.billing = NOT_BILLED   # the service's own error answer
+        raise error
+    result = WanResult(model=req.model, mode=req.mode, transport=transport, images=[],
+                       content=content_of(_output(data)), request_id=request_id_of(data),
+                       usage=data.get("usage") or {})
+    result.billing = made(result.images_billed)
+    return result
 
 
 # ---- tasks ------------------------------------------------------------------------------------------------
@@ -93,11 +100,14 @@ def task_status(data: dict[str, Any]) -> str | None:
 
 
 def task_failure(data: dict[str, Any], task_id: str, endpoint: str) -> WanAPIError:
-    """The service's own code and message for a FAILED task, in either shape."""
+    """The service's own code and message for a FAILED task, in either shape. Failed generations are not
+    billed (wan-api-reference.md: "Billing is per successfully generated image")."""
     output = _output(data)
-    return api_error(output.get("code") or data.get("code"), output.get("message") or data.get("message"),
-                     status=200, request_id=request_id_of(data), task_id=task_id, endpoint=endpoint,
-                     task_failed=True)
+    error = api_error(output.get("code") or data.get("code"), output.get("message") or data.get("message"),
+                      status=200, request_id=request_id_of(data), task_id=task_id, endpoint=endpoint,
+                      task_failed=True)
+    error.billing = NOT_BILLED
+    return error
 
 
 def task_result(req: WanRequest, data: dict[str, Any], task_id: str, transport: str, endpoint: str) -> WanResult:
@@ -107,6 +117,7 @@ def task_result(req: WanRequest, data: dict[str, Any], task_id: str, transport: 
                        request_id=request_id_of(data), task_id=task_id, usage=data.get("usage") or {})
     if req.protocol != IMAGE_SYNTHESIS:
         result.content = content_of(output)
+        result.billing = made(result.images_billed)
         return result
     for index, item in enumerate(output.get("results") or []):
         if item.get("url"):
@@ -117,15 +128,12 @@ def task_result(req: WanRequest, data: dict[str, Any], task_id: str, transport: 
             result.failures.append({"index": index, "code": item.get("code"), "message": item.get("message")})
     if not result.urls and result.failures:
         first = result.failures[0]
-        raise api_error(first["code"], first["message"], status=200, request_id=result.request_id,
-                        task_id=task_id, endpoint=endpoint, task_failed=True)
+        error = api_error(first["code"], first["message"], status=200, request_id=result.request_id,
+                          task_id=task_id, endpoint=endpoint, task_failed=True)
+        error.billing = NOT_BILLED   # every picture failed: none is billed
+        raise error
+    result.billing = made(result.images_billed)
     return result
-
-
-def ends_task(exc: BaseException) -> bool:
-    """True for the service's own verdict on a task (it FAILED): nothing more will come of that task. An error
-    of the query itself (the network or the service failing while we ask) leaves the task to a later run."""
-    return isinstance(exc, WanAPIError) and exc.status == 200 and bool(exc.task_id)
 
 
 # ---- streams ----------------------------------------------------------------------------------------------
@@ -133,10 +141,12 @@ def ends_task(exc: BaseException) -> bool:
 class StreamAssembler:
     """SSE frames -> one WanResult. Each frame carries only what is new: text to append, or a finished image."""
 
-    def __init__(self, req: WanRequest, endpoint: str, emit: Emitter) -> None:
+    def __init__(self, req: WanRequest, endpoint: str, emit: Emitter,
+                 on_picture: Callable[[WanResult], None] | None = None) -> None:
         self.result = WanResult(model=req.model, mode=req.mode, transport=STREAM, images=[], content=[])
         self.endpoint = endpoint
         self.emit = emit
+        self.on_picture = on_picture
         self.finished = False
 
     def take(self, event: SSEEvent) -> None:
@@ -153,7 +163,9 @@ class StreamAssembler:
             error = api_error(data.get("code"), data.get("message"), status=event.status,
                               request_id=result.request_id, endpoint=self.endpoint)
             # Pictures that arrived before the error were generated, and are billed: keep them with the error.
+            # (What the service would have made after the error it did not make: ASSUMPTIONS["stream_error_rest"] in api/emulator/assumptions.py.)
             error.partial = result
+            error.billing = made(result.images_billed, "an error frame ended the stream")
             raise error
         if isinstance(data.get("usage"), dict):
             result.usage = data["usage"]
@@ -169,9 +181,16 @@ class StreamAssembler:
             else:
                 result.content.append(dict(item))
                 self.emit("image", images_done=len(result.urls))
+                if self.on_picture is not None:
+                    self.on_picture(result)   # written down the moment a frame says a picture was made
         self.finished = self.finished or bool(output.get("finished"))
+        if self.finished:
+            result.billing = made(result.images_billed)
 
     def cut(self, why: str) -> StreamCutError:
         r = self.result
-        return StreamCutError(f"{why}; {len(r.urls)} image(s) and {len(r.text)} characters of text had arrived",
-                              partial=r, maybe_billed=True, request_id=r.request_id, endpoint=self.endpoint)
+        error = StreamCutError(f"{why}; {len(r.urls)} image(s) and {len(r.text)} characters of text had arrived",
+                               partial=r, maybe_billed=True, request_id=r.request_id, endpoint=self.endpoint)
+        # What arrived was made; the service may have gone on making (and billing) the rest.
+        error.billing = maybe("the stream stopped before its final frame", pictures=r.images_billed)
+        return error

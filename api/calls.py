@@ -22,7 +22,8 @@ import requests
 import urllib3
 
 from . import answers
-from .answers import CANCELED, FAILED, KNOWN_STATES, PENDING, SUCCEEDED, UNKNOWN, StreamAssembler
+from .answers import CANCELED, FAILED, KNOWN_STATES, PENDING, SUCCEEDED, TASK_LIFETIME_S, UNKNOWN, StreamAssembler
+from .billing import NOT_BILLED, Billing, Sent, billing_of, maybe, tag
 from .errors import (
     Interrupted, RateLimitError, ServerError, TaskCanceledError, TaskExpiredError, WanConnectionError, WanError,
     WanTimeoutError, api_error,
@@ -93,14 +94,29 @@ class ServiceCalls:
     # ---- sync and streaming ----------------------------------------------------------------------------
 
     def sync(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter) -> WanResult:
-        emit("sending")
-        response = self.transport.request(
-            "POST", SYNC_PATH, json_body=req.body, billable=True, read_timeout=self.transport.timeouts.sync_read,
-            cancel=cancel, on_retry=emit.retry)
-        return answers.sync_result(req, answers.json_object(response, self.endpoint), SYNC, self.endpoint,
-                                   response.status_code)
+        sent = Sent()
+        try:
+            emit("sending")
+            response = self.transport.request(
+                "POST", SYNC_PATH, json_body=req.body, billable=True,
+                read_timeout=self.transport.timeouts.sync_read, cancel=cancel, on_retry=emit.retry, sent=sent)
+            return answers.sync_result(req, answers.json_object(response, self.endpoint), SYNC, self.endpoint,
+                                       response.status_code)
+        except BaseException as exc:
+            raise tag(exc, billing_of(exc, sent))
 
-    def stream(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter) -> WanResult:
+    def stream(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter,
+               on_picture: Callable[[WanResult], None] | None = None) -> WanResult:
+        """Read a stream to its end. `on_picture(result so far)` is called as each picture's frame arrives
+        (the caller writes the paid answer down then, not when the stream ends)."""
+        sent = Sent()
+        try:
+            return self._stream(req, cancel, emit, on_picture, sent)
+        except BaseException as exc:
+            raise tag(exc, billing_of(exc, sent))
+
+    def _stream(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter,
+                on_picture: Callable[[WanResult], None] | None, sent: Sent) -> WanResult:
         body = copy.deepcopy(req.body)
         # The SDK sends only the header; the newest reference also shows parameters.stream. Send both.
         body.setdefault("parameters", {})["stream"] = True
@@ -108,14 +124,14 @@ class ServiceCalls:
         response = self.transport.request(
             "POST", SYNC_PATH, json_body=body, billable=True, stream=True,
             headers={"X-DashScope-Sse": "enable", "Accept": "text/event-stream", "Accept-Encoding": "identity"},
-            read_timeout=self.transport.timeouts.stream_idle, cancel=cancel, on_retry=emit.retry)
+            read_timeout=self.transport.timeouts.stream_idle, cancel=cancel, on_retry=emit.retry, sent=sent)
         if response.headers.get("Content-Type", "").split(";")[0].strip().lower() == "application/json":
             # The service may answer a stream request with one JSON body: that is a sync answer, and its
             # pictures are paid for.
             with response:
                 return answers.sync_result(req, answers.json_object(response, self.endpoint), SYNC, self.endpoint,
                                            response.status_code)
-        assembler = StreamAssembler(req, self.endpoint, emit)
+        assembler = StreamAssembler(req, self.endpoint, emit, on_picture)
         parser = SSEParser()
         read = reader(response)
         with _CloseOnCancel(response, cancel) as watch:
@@ -149,6 +165,8 @@ class ServiceCalls:
         exc = Interrupted(f"stopped by the user while the stream was running; {len(result.urls)} picture(s) had "
                           "arrived (billed)", request_id=result.request_id)
         exc.partial = result
+        # The service does not know we stopped reading: it may go on making (and billing) the rest.
+        exc.billing = maybe("stopped by the user mid-stream", pictures=result.images_billed)
         return exc
 
     # ---- async tasks -----------------------------------------------------------------------------------
@@ -156,16 +174,23 @@ class ServiceCalls:
     def create_task(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter) -> tuple[str, str | None]:
         """Create the task (billable). Returns (task_id, request_id)."""
         path = IMAGE_SYNTHESIS_PATH if req.protocol == IMAGE_SYNTHESIS else ASYNC_PATH
-        emit("sending")
-        response = self.transport.request(
-            "POST", path, json_body=req.body, headers={"X-DashScope-Async": "enable"}, billable=True,
-            read_timeout=self.transport.timeouts.create_read, cancel=cancel, on_retry=emit.retry)
-        data = answers.json_object(response, self.endpoint)
-        task_id = (data.get("output") or {}).get("task_id")
-        if not task_id:
-            raise api_error(data.get("code"), data.get("message") or "the service created no task",
-                            status=response.status_code, request_id=answers.request_id_of(data),
-                            endpoint=self.endpoint)
+        sent = Sent()
+        try:
+            emit("sending")
+            response = self.transport.request(
+                "POST", path, json_body=req.body, headers={"X-DashScope-Async": "enable"}, billable=True,
+                read_timeout=self.transport.timeouts.create_read, cancel=cancel, on_retry=emit.retry, sent=sent)
+            data = answers.json_object(response, self.endpoint)
+            task_id = (data.get("output") or {}).get("task_id")
+            if not task_id:
+                error = api_error(data.get("code"), data.get("message") or "the service created no task",
+                                  status=response.status_code, request_id=answers.request_id_of(data),
+                                  endpoint=self.endpoint)
+                # An error answer is the service's "no"; a success answer without a task id may hide one.
+                error.billing = NOT_BILLED if data.get("code") else maybe("created, but no task id came back")
+                raise error
+        except BaseException as exc:
+            raise tag(exc, billing_of(exc, sent))
         log.info("created task %s for %s (%s)", task_id, req.model, req.mode)
         return task_id, answers.request_id_of(data)
 
@@ -187,15 +212,22 @@ class ServiceCalls:
             return False
 
     def wait_task(self, task_id: str, cancel: threading.Event | None, emit: Emitter,
-                  cancel_pending_on_interrupt: bool = True) -> dict[str, Any]:
-        """Poll until the task ends. SUCCEEDED -> the task's JSON; otherwise a WanError.
+                  cancel_pending_on_interrupt: bool = True, created_at: float | None = None) -> dict[str, Any]:
+        """Poll until the task ends. SUCCEEDED -> the task's JSON; otherwise a WanError carrying its billing.
 
         Interrupted while PENDING: the task is canceled at the service (nothing is billed). Interrupted
         while RUNNING: the task is left to finish; `Interrupted.task_id` says which, so it can be fetched.
+
+        UNKNOWN ("the task does not exist or its status is unknown", seed 001 line 936) is not "gone": the
+        task is given up only when it is older than the 24 hours a task id lives (`created_at`, wall clock),
+        or when the service has answered UNKNOWN without a break for `query_failure_budget` seconds, the
+        same patience as for failing queries: either way the service could not tell us about the task for
+        that long. Until then it is polled on, and what it may bill stays counted as unsure.
         """
         waited_from = time.monotonic()
         status = PENDING
         failing_since: float | None = None
+        unknown_since: float | None = None
         warned: set[str] = set()
         while True:
             try:
@@ -207,6 +239,9 @@ class ServiceCalls:
                     now = time.monotonic()
                     failing_since = failing_since or now
                     if now - failing_since > self.query_failure_budget:
+                        exc.task_id = exc.task_id or task_id
+                        exc.billing = maybe(f"its queries failed for {self.query_failure_budget:.0f} s",
+                                            final=False)
                         raise
                     emit("retry", task_id=task_id, status=status, message=f"task query failed ({exc.code or exc})")
                     pause(self.poll.medium, cancel)
@@ -218,38 +253,64 @@ class ServiceCalls:
                 if seen == FAILED:
                     raise answers.task_failure(data, task_id, self.endpoint)
                 if seen == CANCELED:
-                    raise TaskCanceledError("the task was canceled", task_id=task_id, endpoint=self.endpoint)
+                    error = TaskCanceledError("the task was canceled", task_id=task_id, endpoint=self.endpoint)
+                    error.billing = NOT_BILLED
+                    raise error
                 if seen == UNKNOWN:
-                    raise TaskExpiredError("the service does not know this task", task_id=task_id,
-                                           endpoint=self.endpoint)
-                if seen is None or seen not in KNOWN_STATES:
-                    # Not a state the reference names (or no state at all): say so, and keep the task alive;
-                    # it may still finish, and it is paid for if it does.
-                    shown = seen or "(no task_status in the answer)"
-                    if shown not in warned:
-                        warned.add(shown)
-                        log.warning("task %s: the service reports status %s, which this pack does not know; "
-                                    "waiting on", task_id, shown)
-                    emit("status", task_id=task_id, status=shown, message=f"unknown task status {shown}")
+                    self._unknown(task_id, created_at, unknown_since)
+                    unknown_since = unknown_since or time.monotonic()
+                    emit("status", task_id=task_id, status=status,
+                         message="the service does not know the task's status yet; asking again")
                 else:
-                    status = seen
-                    emit("status", task_id=task_id, status=status)
+                    unknown_since = None
+                    if seen is None or seen not in KNOWN_STATES:
+                        # Not a state the reference names (or no state at all): say so, and keep the task
+                        # alive; it may still finish, and it is paid for if it does.
+                        shown = seen or "(no task_status in the answer)"
+                        if shown not in warned:
+                            warned.add(shown)
+                            log.warning("task %s: the service reports status %s, which this pack does not know; "
+                                        "waiting on", task_id, shown)
+                        emit("status", task_id=task_id, status=shown, message=f"unknown task status {shown}")
+                    else:
+                        status = seen
+                        emit("status", task_id=task_id, status=status)
                 if time.monotonic() - waited_from > self.max_wait:
-                    raise WanTimeoutError(f"task still {seen or status} after {self.max_wait:.0f} s; it may still "
-                                          "finish and be billed", maybe_billed=True, task_id=task_id,
-                                          endpoint=self.endpoint)
+                    error = WanTimeoutError(f"task still {seen or status} after {self.max_wait:.0f} s; it may still "
+                                            "finish and be billed", task_id=task_id, endpoint=self.endpoint)
+                    error.billing = maybe(f"still {seen or status} after {self.max_wait:.0f} s", final=False)
+                    raise error
                 pause(self.poll.interval(time.monotonic() - emit.started), cancel)
             except Interrupted:
                 raise self._interrupt(task_id, status, cancel_pending_on_interrupt) from None
+
+    def _unknown(self, task_id: str, created_at: float | None, unknown_since: float | None) -> None:
+        """Raise TaskExpiredError when an UNKNOWN answer means the task is gone (see wait_task)."""
+        why = None
+        if created_at is not None and time.time() - created_at > TASK_LIFETIME_S:
+            why = "the task was created more than 24 hours ago (task ids and result URLs live 24 hours)"
+        elif unknown_since is not None and time.monotonic() - unknown_since > self.query_failure_budget:
+            why = f"the service has answered UNKNOWN for {self.query_failure_budget:.0f} s"
+        if why is None:
+            return
+        error = TaskExpiredError(f"the service does not know this task: {why}", task_id=task_id,
+                                 endpoint=self.endpoint)
+        # Whether it ran (and billed) before it was lost, nobody can say.
+        error.billing = maybe("the service stopped knowing the task")
+        raise error
 
     def _interrupt(self, task_id: str, status: str, cancel_pending: bool) -> Interrupted:
         if status == PENDING and cancel_pending and self.cancel_task(task_id):
             exc = Interrupted("stopped by the user; the task was still queued and has been canceled at the "
                               "service, so nothing is billed", task_id=task_id)
             exc.task_canceled = True
+            exc.billing = NOT_BILLED
             return exc
-        return Interrupted(f"stopped by the user; the task was {status} and will finish at the service (and "
-                           "be billed); queue the same graph again to fetch its result", task_id=task_id)
+        exc = Interrupted(f"stopped by the user; the task was {status} and will finish at the service (and be "
+                          "billed); its pictures are fetched into the result cache when it ends: add a "
+                          "\"Wan Recent Results\" node (pick 1) to get them", task_id=task_id)
+        exc.billing = maybe(f"interrupted while {status}", final=False)
+        return exc
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -83,7 +83,7 @@ class WanClient:
         fetched (same account and endpoint) is answered from the result cache with no request at all, and
         an identical async task created earlier and not yet fetched is resumed instead of created again."""
         chosen = self.choose_transport(req, transport)
-        # issue 10: a region whose endpoints the model's page does not list is refused before anything is sent.
+        # A region whose endpoints the model's page does not list is refused before anything is sent.
         models.check_region(req.model, self.endpoint.region, self.endpoint.overridden)
         started = time.monotonic()
         emit = Emitter(on_progress, started)
@@ -103,7 +103,7 @@ class WanClient:
 
     @staticmethod
     def choose_transport(req: WanRequest, transport: str) -> str:
-        # issue 10: the rule lives in api/models.py (one copy, read by the nodes' validation too).
+        # The rule lives in api/models.py (one copy, read by the nodes' validation too).
         return models.choose_transport(req.model, req.mode, transport)
 
     # ---- single calls, for scripts and tests -------------------------------------------------------

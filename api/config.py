@@ -48,6 +48,20 @@ def state_dir(host_default: Path | None = None) -> Path:
     return Path(host_default) if host_default else DEFAULT_STATE_DIR.expanduser()
 
 
+def cli_state_dir() -> Path:
+    """The state folder for a command run from a terminal (`python -m api.ledger`, `python -m api.recent`):
+    WAN_STATE_DIR, else ComfyUI's user/wan_image when run from the pack inside ComfyUI/custom_nodes (or
+    from a folder two levels below a ComfyUI folder), else the default."""
+    if os.environ.get(ENV_STATE_DIR, "").strip():
+        return state_dir()
+    pack = Path(__file__).absolute().parents[1]
+    cwd = Path.cwd()
+    for comfy in (pack.parents[1], cwd.parents[1] if len(cwd.parents) > 1 else None):
+        if comfy is not None and (comfy / "user" / "wan_image").is_dir():
+            return state_dir(comfy / "user" / "wan_image")
+    return state_dir()
+
+
 def normalize_region(name: str | None) -> str:
     """'Singapore', 'intl', 'ap-southeast-1' -> 'singapore'. Empty or 'default' -> the env or Singapore."""
     raw = (name or "").strip().lower()

@@ -10,6 +10,7 @@ Downloads are idempotent and retried.
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,11 @@ from .waiting import pause
 
 log = get_logger("wan.download")
 
+ENV_PATIENCE = "WAN_DOWNLOAD_PATIENCE_S"
+# How long a result download is tried again after it first fails. The pictures are paid for and a download
+# costs nothing, so an outage of the result host is ridden out rather than reported at once; a longer one
+# leaves the paid answer in the journal, to be fetched by the next run or the WanRecentResults node.
+DEFAULT_PATIENCE_S = 30.0
 MAX_BYTES = 128 * 2**20
 # 4K output is 4096^2 = 16.8 MP; leave room for the "slightly different" real sizes, refuse bombs.
 MAX_PIXELS = 40_000_000
@@ -59,10 +65,16 @@ def _describe_url(url: str) -> str:
 
 class Downloader:
     def __init__(self, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
-                 retry: RetryPolicy | None = None, timeout: tuple[float, float] = (10.0, 60.0)) -> None:
+                 retry: RetryPolicy | None = None, timeout: tuple[float, float] = (10.0, 60.0),
+                 patience: float | None = None) -> None:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
-        self.retry = retry or RetryPolicy(attempts=4)
+        # At least `retry.attempts` tries, and tries until `patience` seconds have passed since the first
+        # failure (a caller giving its own retry policy gets exactly that policy unless it names a patience).
+        self.retry = retry or RetryPolicy(attempts=4, backoff=0.5, backoff_max=5.0)
+        if patience is None:
+            patience = 0.0 if retry is not None else _patience_from_env()
+        self.patience = patience
         self.timeout = timeout
         # A session of its own: the API session's connections and headers never meet the result host.
         self.session = requests.Session()
@@ -72,6 +84,7 @@ class Downloader:
         if scheme not in ("http", "https"):
             raise DownloadError(f"refused to fetch a result from a {scheme or 'relative'} URL; only http(s)")
         attempt = 0
+        first_failure: float | None = None
         while True:
             attempt += 1
             if cancel is not None and cancel.is_set():
@@ -86,9 +99,11 @@ class Downloader:
                 # not one of the service's, or something sits in between. Retrying will not change that.
                 raise DownloadError(f"the result host's TLS certificate did not verify: {_describe_url(url)}") from None
             except (requests.RequestException, _Transient) as exc:
-                if attempt >= self.retry.attempts:
-                    raise DownloadError(f"could not fetch {_describe_url(url)} after {attempt} tries "
-                                        f"({type(exc).__name__}: {exc})") from None
+                now = time.monotonic()
+                first_failure = first_failure or now
+                if attempt >= self.retry.attempts and now - first_failure >= self.patience:
+                    raise DownloadError(f"could not fetch {_describe_url(url)} after {attempt} tries in "
+                                        f"{now - first_failure:.0f} s ({type(exc).__name__}: {exc})") from None
                 wait = self.retry.delay(attempt)
                 log.info("download of %s failed (%s); retrying in %.1f s", _describe_url(url), exc, wait)
                 pause(wait, cancel, "waiting to retry a download")
@@ -167,6 +182,13 @@ class Downloader:
             # A truncated transfer looks like a corrupt file: fetch it again.
             raise _Transient(f"not a valid picture ({exc})") from None
         return DownloadedImage(url=url, data=data, pixels=pixels, width=width, height=height, format=fmt)
+
+
+def _patience_from_env() -> float:
+    try:
+        return max(0.0, float(os.environ.get(ENV_PATIENCE, "") or DEFAULT_PATIENCE_S))
+    except ValueError:
+        return DEFAULT_PATIENCE_S
 
 
 def _oss_error(text: str) -> str:

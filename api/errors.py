@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .billing import maybe
 from .secrets import redact
 
 __all__ = [
@@ -27,6 +28,8 @@ class WanError(Exception):
     hint: str = ""
     #: What had arrived (and was paid for) when a stream stopped early: a WanResult, or None.
     partial: Any = None
+    #: Whether it cost money (api.billing.Billing), put here by whoever knew; None: not decided by the raiser.
+    billing: Any = None
 
     def __init__(
         self,
@@ -167,16 +170,21 @@ class TaskExpiredError(WanError):
 # ---- the conversation broke -----------------------------------------------------------------------
 
 class WanConnectionError(WanError):
-    """The network failed. `maybe_billed` is True where the service may have accepted the request."""
+    """The network failed. `maybe_billed`: the service may have accepted the request (its `billing` says so)."""
 
     def __init__(self, message: str, *, maybe_billed: bool = False, **kw: Any) -> None:
-        self.maybe_billed = maybe_billed
-        if maybe_billed and "hint" not in kw:
-            kw["hint"] = (
-                "The request had been sent when the connection failed, so the service may have accepted and "
-                "billed it; it was NOT sent again, so as not to pay twice"
-            )
+        if maybe_billed:
+            self.billing = maybe("the connection failed after the request was sent")
+            if "hint" not in kw:
+                kw["hint"] = (
+                    "The request had been sent when the connection failed, so the service may have accepted and "
+                    "billed it; it was NOT sent again, so as not to pay twice"
+                )
         super().__init__(message, **kw)
+
+    @property
+    def maybe_billed(self) -> bool:
+        return bool(self.billing is not None and self.billing.unsure)
 
 
 class WanTimeoutError(WanConnectionError):

@@ -8,11 +8,13 @@ it survives restarts and is shared by every ComfyUI process using the same folde
 The daily limit (WAN_DAILY_IMAGE_LIMIT pictures, and WAN_DAILY_BUDGET in the price's currency, per account
 per local day) is checked before a request is sent:
 
-    reservation = ledger.reserve(account, endpoint, model, pictures)   # refuses past the limit
+    reservation = ledger.reserve(account, endpoint, model, pictures, answer_id=...)   # refuses past the limit
     ... send ...
-    ledger.settle(reservation, billed_pictures, request_id, task_id)   # what the service billed
-    ledger.release(reservation)                                         # nothing was billed
-    ledger.keep(reservation, ...)                                       # it may have been billed
+    ledger.settle(entry, billing, reservation)   # what the request's Billing (api/billing.py) says
+
+A request's entries are keyed by its answer id (the journal's record id), so settling is idempotent: a task
+whose run was interrupted (counted unsure), then fetched later by another run, a background follower or
+another process, replaces the unsure entry by what the service billed, and counting it twice is impossible.
 
 `reserve` reads today's billed pictures and everything in flight and adds its own in ONE write transaction
 (BEGIN IMMEDIATE), so concurrent nodes, threads or servers cannot together slip past the limit. A
@@ -41,9 +43,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import filelock
-from .errors import (
-    Interrupted, TaskCanceledError, TaskExpiredError, WanAPIError, WanConnectionError, WanError, WanInputError,
-)
+from .billing import Billing
+from .db import Database
+from .errors import WanInputError
+from .config import cli_state_dir
 from .pricing import ENV_PRICES, unit_price
 from .secrets import get_logger
 
@@ -52,7 +55,6 @@ log = get_logger("wan.ledger")
 ENV_DAILY_LIMIT = "WAN_DAILY_IMAGE_LIMIT"
 ENV_DAILY_BUDGET = "WAN_DAILY_BUDGET"
 LEDGER_FILE = "ledger.sqlite3"
-BUSY_TIMEOUT_S = 30.0
 
 BILLED = "billed"
 UNSURE = "unsure"   # may have been billed: counted against the limit at the most it could bill
@@ -100,8 +102,48 @@ class Reservation:
     model: str
     pictures: int
     fingerprint: str | None
-    resumed: bool
+    answer_id: str
     done: bool = False
+
+    def entry(self, request_id: str | None = None, task_id: str | None = None) -> "Entry":
+        """The ledger line this reservation settles into (for callers without a journal record)."""
+        return Entry(answer_id=self.answer_id, account=self.account,
+                     endpoint=self.endpoint, region=self.region, model=self.model, max_pictures=self.pictures,
+                     fingerprint=self.fingerprint, request_id=request_id, task_id=task_id)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Which request a settlement is about: enough to write its line in the ledger."""
+
+    answer_id: str
+    account: str
+    endpoint: str
+    region: str | None
+    model: str
+    max_pictures: int               # the most it could bill: what an unsure entry counts
+    fingerprint: str | None = None
+    request_id: str | None = None
+    task_id: str | None = None
+
+
+def _schema(db: sqlite3.Connection) -> None:
+    db.execute("""CREATE TABLE IF NOT EXISTS billed (
+        id INTEGER PRIMARY KEY, time REAL NOT NULL, day TEXT NOT NULL, account TEXT NOT NULL,
+        endpoint TEXT, region TEXT, model TEXT NOT NULL, request_id TEXT, task_id TEXT,
+        pictures INTEGER NOT NULL, status TEXT NOT NULL, cost REAL, currency TEXT,
+        fingerprint TEXT, note TEXT)""")
+    db.execute("CREATE INDEX IF NOT EXISTS billed_by_day ON billed (account, day)")
+    db.execute("""CREATE TABLE IF NOT EXISTS reservations (
+        id INTEGER PRIMARY KEY, time REAL NOT NULL, account TEXT NOT NULL, endpoint TEXT,
+        region TEXT, model TEXT NOT NULL, pictures INTEGER NOT NULL, cost REAL, currency TEXT,
+        fingerprint TEXT, owner TEXT NOT NULL, resumed INTEGER NOT NULL DEFAULT 0)""")
+    # 0.3: entries and reservations name the journal record they belong to (settling is keyed by it).
+    for table in ("billed", "reservations"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "answer_id" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN answer_id TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS billed_by_answer ON billed (answer_id)")
 
 
 class Ledger:
@@ -109,63 +151,13 @@ class Ledger:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / LEDGER_FILE
-        self._local = threading.local()
         self._owner: str | None = None
         self._owner_fd: int | None = None
         self._owner_lock = threading.Lock()
-        self._write(self._create)
-
-    @staticmethod
-    def _create(db: sqlite3.Connection) -> None:
-        db.execute("""CREATE TABLE IF NOT EXISTS billed (
-            id INTEGER PRIMARY KEY, time REAL NOT NULL, day TEXT NOT NULL, account TEXT NOT NULL,
-            endpoint TEXT, region TEXT, model TEXT NOT NULL, request_id TEXT, task_id TEXT,
-            pictures INTEGER NOT NULL, status TEXT NOT NULL, cost REAL, currency TEXT,
-            fingerprint TEXT, note TEXT)""")
-        db.execute("CREATE INDEX IF NOT EXISTS billed_by_day ON billed (account, day)")
-        db.execute("""CREATE TABLE IF NOT EXISTS reservations (
-            id INTEGER PRIMARY KEY, time REAL NOT NULL, account TEXT NOT NULL, endpoint TEXT,
-            region TEXT, model TEXT NOT NULL, pictures INTEGER NOT NULL, cost REAL, currency TEXT,
-            fingerprint TEXT, owner TEXT NOT NULL, resumed INTEGER NOT NULL DEFAULT 0)""")
-
-    # ---- SQLite -------------------------------------------------------------------------------------------
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            # One connection per thread; WAL lets readers run beside the one writer, and the busy timeout
-            # makes a writer wait its turn instead of failing with "database is locked".
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-            _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
+        self.db = Database(self.path, _schema, what="ledger")
 
     def _write(self, work: Any) -> Any:
-        """Run `work(db)` in one write transaction; start it again if SQLite still answers "database is
-        locked" after its busy timeout (some lock waits, such as WAL recovery, skip the busy handler).
-        A transaction either commits whole or not at all, so starting it again is safe."""
-        def attempt() -> Any:
-            with self._txn() as db:
-                return work(db)
-        return _retry_locked(attempt)
-
-    @contextmanager
-    def _txn(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at its start (BEGIN IMMEDIATE): the read-check-insert of `reserve`
-        cannot interleave with another writer's."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except DailyLimitError:
-            db.execute("COMMIT")   # a refusal wrote nothing; what the sweep found stays found
-            raise
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        return self.db.write(work)
 
     # ---- who is alive ---------------------------------------------------------------------------------------
 
@@ -222,13 +214,13 @@ class Ledger:
             if self._alive(owner):
                 continue
             rows = db.execute("SELECT id, time, account, endpoint, region, model, pictures, cost, currency, "
-                              "fingerprint FROM reservations WHERE owner=?", (owner,)).fetchall()
-            for rid, t, account, endpoint, region, model, pictures, cost, currency, fp in rows:
+                              "fingerprint, answer_id FROM reservations WHERE owner=?", (owner,)).fetchall()
+            for rid, t, account, endpoint, region, model, pictures, cost, currency, fp, answer_id in rows:
                 if pictures > 0:
                     db.execute("INSERT INTO billed (time, day, account, endpoint, region, model, pictures, status, "
-                               "cost, currency, fingerprint, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                               "cost, currency, fingerprint, note, answer_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                (t, local_day(t), account, endpoint, region, model, pictures, UNSURE, cost, currency,
-                                fp, "the process stopped with this request in flight"))
+                                fp, "the process stopped with this request in flight", answer_id))
                 db.execute("DELETE FROM reservations WHERE id=?", (rid,))
             log.info("ledger: %d reservation(s) of a stopped process kept as unsure", len(rows))
 
@@ -277,111 +269,71 @@ class Ledger:
         send several requests, so that the whole fan-out is refused before any is sent."""
         if pictures <= 0:
             return
-        def work(db: sqlite3.Connection) -> None:
-            self._sweep(db)
-            self._check(db, account, model, region, pictures)
-        self._write(work)
+        self._write(self._sweep)   # its own transaction: what it finds stays found when the check refuses
+        self._write(lambda db: self._check(db, account, model, region, pictures))
 
     def reserve(self, account: str, endpoint: str, model: str, pictures: int, *, region: str | None = None,
-                fingerprint: str | None = None, resumed: bool = False) -> Reservation:
+                fingerprint: str | None = None, answer_id: str | None = None) -> Reservation:
         """Count `pictures` as in flight for `account`, or raise DailyLimitError if that passes today's limit.
-
-        `resumed`: the request fetches a task created earlier (no new creation): it reserves nothing and is
-        never refused, and its settlement replaces what the earlier attempt left as unsure."""
+        `answer_id` names the journal record the request's settlement (and, if this process dies first, its
+        unsure entry) will carry."""
         owner = self._me()
-        pictures = 0 if resumed else max(0, int(pictures))
+        pictures = max(0, int(pictures))
+        answer_id = answer_id or uuid.uuid4().hex
         price = unit_price(model, region)
         cost, currency = (price[0] * pictures, price[1]) if price else (None, None)
+        self._write(self._sweep)   # its own transaction: what it finds stays found when the check refuses
+
         def work(db: sqlite3.Connection) -> int:
-            self._sweep(db)
             if pictures:
                 self._check(db, account, model, region, pictures)
             cur = db.execute("INSERT INTO reservations (time, account, endpoint, region, model, pictures, cost, "
-                             "currency, fingerprint, owner, resumed) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                             "currency, fingerprint, owner, resumed, answer_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                              (time.time(), account, endpoint, region, model, pictures, cost, currency, fingerprint,
-                              owner, int(resumed)))
+                              owner, 0, answer_id))
             return cur.lastrowid
         rid = self._write(work)
-        return Reservation(rid, account, endpoint, region, model, pictures, fingerprint, resumed)
-
-    def settle(self, reservation: Reservation, billed_pictures: int, request_id: str | None = None,
-               task_id: str | None = None, *, note: str | None = None) -> None:
-        """The service billed `billed_pictures` for this request: record them, end the reservation."""
-        self._close(reservation, BILLED, int(billed_pictures or 0), request_id, task_id, note)
-
-    def keep(self, reservation: Reservation, request_id: str | None = None, task_id: str | None = None,
-             *, note: str | None = None) -> None:
-        """It may have been billed (and we cannot know): keep it counted, as unsure, at the most it could bill."""
-        self._close(reservation, UNSURE, reservation.pictures, request_id, task_id, note)
+        return Reservation(rid, account, endpoint, region, model, pictures, fingerprint, answer_id)
 
     def release(self, reservation: Reservation) -> None:
-        """Nothing was sent, or the service billed nothing."""
+        """Nothing was sent: the room is free again (a request that reached the service is settled instead)."""
         if reservation.done:
             return
         reservation.done = True
         self._write(lambda db: db.execute("DELETE FROM reservations WHERE id=?", (reservation.id,)))
 
-    def _close(self, r: Reservation, status: str, pictures: int, request_id: str | None, task_id: str | None,
-               note: str | None) -> None:
-        if r.done:
-            return
-        r.done = True
+    def settle(self, entry: Entry, billing: Billing, reservation: Reservation | None = None) -> None:
+        """Write down what `billing` says the request cost, replacing whatever was written for the same
+        answer before (an unsure entry left by an interrupted run or a process that died), and end the
+        reservation. Billed pictures are entries of status billed; pictures that may have been billed without
+        our knowing are one entry of status unsure, at the most the request could still have billed."""
+        if reservation is not None:
+            reservation.done = True
         now = time.time()
-        price = unit_price(r.model, r.region)
-        cost, currency = (round(price[0] * pictures, 6), price[1]) if price else (None, None)
+        price = unit_price(entry.model, entry.region)
+        rows = []
+        if billing.pictures > 0:
+            rows.append((BILLED, billing.pictures, billing.why if billing.unsure else None))
+        if billing.unsure and entry.max_pictures > billing.pictures:
+            rows.append((UNSURE, entry.max_pictures - billing.pictures, billing.why))
+
         def work(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM reservations WHERE id=?", (r.id,))
-            if status == BILLED and task_id:
-                # The same task fetched at last: what an earlier attempt left as unsure is now known.
-                db.execute("DELETE FROM billed WHERE account=? AND status=? AND task_id=?", (r.account, UNSURE, task_id))
-                if r.resumed and r.fingerprint:
-                    db.execute("DELETE FROM billed WHERE account=? AND status=? AND fingerprint=? AND task_id IS NULL",
-                               (r.account, UNSURE, r.fingerprint))
-            if pictures > 0:
+            if reservation is not None:
+                db.execute("DELETE FROM reservations WHERE id=?", (reservation.id,))
+            db.execute("DELETE FROM billed WHERE account=? AND answer_id=?", (entry.account, entry.answer_id))
+            if entry.task_id:
+                # Unsure entries of journals before 0.3 name the task, not the answer.
+                db.execute("DELETE FROM billed WHERE account=? AND status=? AND task_id=? AND answer_id IS NULL",
+                           (entry.account, UNSURE, entry.task_id))
+            for status, pictures, note in rows:
+                cost, currency = (round(price[0] * pictures, 6), price[1]) if price else (None, None)
                 db.execute("INSERT INTO billed (time, day, account, endpoint, region, model, request_id, task_id, "
-                           "pictures, status, cost, currency, fingerprint, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                           (now, local_day(now), r.account, r.endpoint, r.region, r.model, request_id, task_id,
-                            pictures, status, cost, currency, r.fingerprint, note))
+                           "pictures, status, cost, currency, fingerprint, note, answer_id) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           (now, local_day(now), entry.account, entry.endpoint, entry.region, entry.model,
+                            entry.request_id, entry.task_id, pictures, status, cost, currency, entry.fingerprint,
+                            note, entry.answer_id))
         self._write(work)
-
-    # ---- after a request: what was billed ---------------------------------------------------------------------
-
-    def settle_result(self, reservation: Reservation, result: Any) -> None:
-        """Settle to what the service says it billed (usage.image_count), else to the pictures it returned."""
-        usage = getattr(result, "usage", None) or {}
-        billed = usage.get("image_count", len(getattr(result, "urls", []) or []))
-        self.settle(reservation, int(billed or 0), getattr(result, "request_id", None),
-                    getattr(result, "task_id", None))
-
-    def settle_error(self, reservation: Reservation, exc: BaseException) -> None:
-        """An error ended the request: release what cannot have been billed, keep counted what may have."""
-        request_id, task_id = getattr(exc, "request_id", None), getattr(exc, "task_id", None)
-        if isinstance(exc, Interrupted):
-            # Stopped before anything went out has no task, no request id and no partial stream; a stream
-            # stopped before its first frame has a (still empty) partial: sent, and maybe billed.
-            if exc.task_canceled or not (task_id or request_id or exc.partial is not None):
-                self.release(reservation)   # canceled while queued, or stopped before anything was sent
-            else:
-                self.keep(reservation, request_id, task_id, note="interrupted; the service may finish and bill it")
-        elif isinstance(exc, (TaskCanceledError, TaskExpiredError)):
-            self.release(reservation)
-        elif isinstance(exc, WanAPIError) and exc.status == 200 and task_id:
-            self.release(reservation)       # the task FAILED: failed generations are not billed
-        elif isinstance(exc, WanAPIError) and exc.partial is not None:
-            # An error frame after some pictures: those were made, and are billed.
-            self.settle_result(reservation, exc.partial)
-        elif isinstance(exc, WanAPIError) and exc.status in (502, 504):
-            # A gateway's answer: the service behind it may have taken the request (which is why the
-            # transport does not resend a billable request on these).
-            self.keep(reservation, request_id, task_id, note=f"HTTP {exc.status} from a gateway; it may have run")
-        elif isinstance(exc, WanConnectionError) and exc.maybe_billed:
-            self.keep(reservation, request_id, task_id, note=str(exc)[:200])
-        elif task_id:
-            self.keep(reservation, request_id, task_id, note="the task was created; its end is unknown")
-        elif isinstance(exc, WanError):
-            self.release(reservation)       # refused by the service, or never sent
-        else:
-            self.keep(reservation, request_id, task_id, note=f"unexpected {type(exc).__name__}")
 
     # ---- reading it back ------------------------------------------------------------------------------------------
 
@@ -392,11 +344,11 @@ class Ledger:
         if since_day:
             query += " WHERE day>=?"
             args = (since_day,)
-        rows = self._db().execute(query + " ORDER BY time", args).fetchall()
+        rows = self.db.read(lambda db: db.execute(query + " ORDER BY time", args).fetchall())
         return [dict(zip(CSV_FIELDS, row)) for row in rows]
 
     def in_flight(self) -> int:
-        return self._db().execute("SELECT COALESCE(SUM(pictures), 0) FROM reservations").fetchone()[0]
+        return self.db.read(lambda db: db.execute("SELECT COALESCE(SUM(pictures), 0) FROM reservations").fetchone()[0])
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
         """Today's and this month's pictures and estimated cost, per model (all accounts of this folder)."""
@@ -433,18 +385,6 @@ class Ledger:
         for row in rows:
             writer.writerow({**row, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(row["time"]))})
         return len(rows)
-
-
-def _retry_locked(work: Any, attempts: int = 8) -> Any:
-    for attempt in range(attempts):
-        try:
-            return work()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or attempt == attempts - 1:
-                raise
-            # Worded apart from SQLite's own "database is locked", which tests and the soak count as a failure.
-            log.info("ledger: busy (another process on this folder is writing); trying again")
-            time.sleep(min(1.0, 0.02 * 2 ** attempt))
 
 
 def _safe(read: Any) -> Any:
@@ -537,20 +477,26 @@ def chart(summary: dict[str, Any], width: int = 640, height: int = 260) -> Any:
 
 class Meter:
     """The ledger as one client sees it: one account (the key's fingerprint) at one endpoint. The client's
-    round trip calls `reserve` before a request can be sent, then `settled` or `failed`."""
+    round trip reserves before a request can be sent, then settles to what its Billing says."""
 
     def __init__(self, ledger: Ledger, account: str, endpoint: str, region: str | None) -> None:
         self.ledger, self.account, self.endpoint, self.region = ledger, account, endpoint, region
 
-    def reserve(self, req: Any, fingerprint: str, *, resumed: bool) -> Reservation:
+    def reserve(self, req: Any, fingerprint: str, answer_id: str) -> Reservation:
         return self.ledger.reserve(self.account, self.endpoint, req.model, req.max_billable_images,
-                                   region=self.region, fingerprint=fingerprint, resumed=resumed)
+                                   region=self.region, fingerprint=fingerprint, answer_id=answer_id)
 
-    def settled(self, reservation: Reservation, result: Any) -> None:
-        self.ledger.settle_result(reservation, result)
+    def entry(self, rec: Any) -> Entry:
+        """The ledger's view of a journal record (api/journal.py Answer)."""
+        return Entry(answer_id=rec.id, account=self.account, endpoint=self.endpoint, region=self.region,
+                     model=rec.model, max_pictures=rec.max_pictures, fingerprint=rec.fingerprint,
+                     request_id=rec.request_id, task_id=rec.task_id)
 
-    def failed(self, reservation: Reservation, exc: BaseException) -> None:
-        self.ledger.settle_error(reservation, exc)
+    def settle(self, rec: Any, billing: Billing, reservation: Reservation | None = None) -> None:
+        self.ledger.settle(self.entry(rec), billing, reservation)
+
+    def release(self, reservation: Reservation) -> None:
+        self.ledger.release(reservation)
 
 
 _ledgers: dict[str, Ledger] = {}
@@ -567,19 +513,6 @@ def open_ledger(folder: Path) -> Ledger:
         return ledger
 
 
-def _default_folder() -> Path:
-    from .config import ENV_STATE_DIR, state_dir
-
-    if os.environ.get(ENV_STATE_DIR, "").strip():
-        return state_dir()
-    # Run from the pack inside ComfyUI/custom_nodes: ComfyUI's user folder, where the nodes keep it.
-    pack = Path(__file__).absolute().parents[1]
-    for comfy in (pack.parents[1], Path.cwd().parents[1] if len(Path.cwd().parents) > 1 else None):
-        if comfy is not None and (comfy / "user" / "wan_image").is_dir():
-            return state_dir(comfy / "user" / "wan_image")
-    return state_dir()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.ledger",
                                      description="Pictures billed today and this month, per model; CSV export.")
@@ -589,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", metavar="FILE", help="write every entry (or those since --since) as CSV; - for stdout")
     parser.add_argument("--since", metavar="YYYY-MM-DD", help="CSV: only entries from this local day on")
     args = parser.parse_args(argv)
-    folder = args.state_dir or _default_folder()
+    folder = args.state_dir or cli_state_dir()
     if not (folder / LEDGER_FILE).exists():
         # Nothing billed through this folder yet: that is an answer, not an error.
         print(f"No pictures billed yet: there is no ledger in {folder} (another folder: --state-dir).")

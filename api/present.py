@@ -19,7 +19,8 @@ def expiry(url: str) -> str | None:
 
 def describe(result: WanResult) -> dict[str, Any]:
     images = result.images + [None] * len(result.urls)
-    billed_now = 0 if result.from_cache else result.images_billed   # a cached answer was billed once, before
+    # A cached answer, or one paid by an earlier run and fetched now, was billed once, before.
+    billed_now = 0 if (result.from_cache or result.paid_before) else result.images_billed
     info: dict[str, Any] = {
         "model": result.model,
         "mode": result.mode,
@@ -30,6 +31,7 @@ def describe(result: WanResult) -> dict[str, Any]:
         "images_billed": result.images_billed,
         "images_billed_this_run": billed_now,
         "cached": result.from_cache,
+        "billed": result.billing.verdict if result.billing is not None else ("yes" if result.images_billed else "no"),
         "results": [{"url": url, "expires_at": expiry(url), "width": img.width if img else None,
                      "height": img.height if img else None} for url, img in zip(result.urls, images)],
         "failures": result.failures,

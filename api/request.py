@@ -64,6 +64,18 @@ class WanRequest:
         anew each time: `body` is a dict a script may still change."""
         return hashlib.sha256(canonical_json(_digest_images(self.body)).encode()).hexdigest()
 
+    @property
+    def prompt(self) -> str:
+        """The prompt as sent (both body forms): for the journal's list of recent requests."""
+        inp = self.body.get("input") or {}
+        if isinstance(inp.get("prompt"), str):
+            return inp["prompt"]
+        for message in inp.get("messages") or []:
+            for item in message.get("content") or []:
+                if isinstance(item, dict) and isinstance(item.get("text"), str):
+                    return item["text"]
+        return ""
+
     def describe(self) -> dict[str, Any]:
         """The body with images shortened to their size and digest: safe and small enough to log."""
         return _shorten_images(self.body)

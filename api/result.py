@@ -33,9 +33,15 @@ class WanResult:
     elapsed: float = 0.0
     timings: dict[str, Any] = field(default_factory=dict)
     from_cache: bool = False
+    # Paid by an earlier run (its record in the journal): fetched now, billed then.
+    paid_before: bool = False
     # Set when the answer stopped early (a stream cut or an error frame after some pictures, a run
     # interrupted mid-stream): what arrived is paid for and kept; this says what happened.
     incomplete: str = ""
+    # What it cost (api.billing.Billing), set by the answer that said what was made.
+    billing: Any = None
+    # The journal's id of this paid answer (api/journal.py), once it is written down.
+    answer_id: str | None = None
 
     @property
     def text(self) -> str:

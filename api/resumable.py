@@ -1,16 +1,23 @@
-"""The resumable layer: the journal and the result cache around the service's calls.
+"""The round trip around the service's calls: one creation per request, every payment written down at once,
+every paid picture kept.
 
-  cache hit?  -> the stored pictures, no request at all
-  async       -> resume the journaled task of this request, or create one and journal it at once; wait;
-                 the journal learns how it ended (fetched, or failed / canceled / expired: never offered again)
-  sync/stream -> send; a paid answer is journaled when it arrives
-  then        -> download every paid picture and keep the result in the cache
+  lock        one identical request at a time, across threads and processes (request_lock.py)
+  cache hit?  -> the stored pictures, no request at all (a picture that no longer decodes is dropped and
+                 fetched again from the journal's record)
+  journal?    -> a task of this request not yet ended: poll it; a paid answer whose URLs live: download it
+  create      reserve under the daily limit; send (async: create the task and write its record; sync and
+              stream: the record is written the moment the answer, or a frame, says what was made); the
+              lock is released once that record is written
+  then        settle the ledger, download, fill the cache, mark the record fetched: each step can be done
+              again from the record, and bookkeeping (ledger, cache) never fails a run
 
-Paid pictures are kept whatever happens around them: when the user's Cancel lands during a sync request
-whose answer still arrives, or after a stream delivered some pictures, they are downloaded and cached all
-the same (the next identical run sends nothing and returns them), and the log says so. A cut stream or an
-error frame after some pictures raises with those pictures fetched (`exc.partial.images`, and
-`exc.partial.incomplete` says what happened).
+Whether a request was billed is its Billing (billing.py), put on the result or the exception where the fact
+was known; the journal, the ledger, the cache and the node read it.
+
+Paid pictures are kept whatever happens around them. After the user's Cancel, a task still queued at the
+service is canceled there (calls.py); one already RUNNING is followed to its end in the background and its
+pictures are downloaded into the cache; a sync answer still arriving is kept; pictures a stream delivered
+before it was stopped are kept. The WanRecentResults node (recent.py) lists and serves all of them.
 
 Keys: the cache and the journal belong to an ACCOUNT at an ENDPOINT (`scope`: the key's fingerprint and the
 base URL); a request's cache key is a digest of the scope and its fingerprint.
@@ -22,22 +29,26 @@ import hashlib
 import sqlite3
 import threading
 import time
-import uuid
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from . import answers
+from .billing import Billing, Sent, billing_of, maybe
 from .calls import ServiceCalls
 from .download import Downloader
-from .errors import Interrupted, TaskCanceledError, TaskExpiredError, WanAPIError, WanError, StreamCutError
-from .models import ASYNC, STREAM
+from .errors import DownloadError, Interrupted, TaskCanceledError, TaskExpiredError, WanError
+from .journal import CREATED, FETCHED, PAID, Answer, new_answer_id
+from .models import ASYNC, MODELS, STREAM
 from .ratelimit import acquire_slot
 from .request import WanRequest
+from .request_lock import RequestLocks
 from .result import Emitter, WanResult
 from .secrets import get_logger
 from .store import Store
-from .waiting import until
 
 log = get_logger("wan.client")
+T = TypeVar("T")
+
+RECENT_NODE = "Wan Recent Results"
 
 
 def cache_key(scope: str, fingerprint: str) -> str:
@@ -54,220 +65,308 @@ class Resumable:
         self.store = store
         self.scope = scope
         self.slots = slots
-        self._inflight: dict[str, threading.Event] = {}
-        self._inflight_lock = threading.Lock()
+        self.locks = RequestLocks(store.folder if store is not None else None)
+        self._followed: set[str] = set()
+        self._followed_lock = threading.Lock()
 
     # ---- the round trip ----------------------------------------------------------------------------
 
     def generate(self, req: WanRequest, transport: str, cancel: threading.Event | None, emit: Emitter,
                  *, download: bool = True, use_cache: bool = True) -> WanResult:
         fingerprint = req.fingerprint()
-        if not (use_cache and download):
-            return self._generate(req, transport, fingerprint, cancel, emit, download)
         key = cache_key(self.scope, fingerprint)
-        # One identical request at a time: a second one (the graph queued again while an interrupted sync
-        # run's answer is still on its way, or repeated frames of a per_image clip) waits for the first and
-        # is answered from the cache, instead of paying again.
         while True:
-            hit = self.cached(req, fingerprint)
-            if hit is not None:
-                return hit
-            with self._inflight_lock:
-                running = self._inflight.get(key)
-                if running is None:
-                    mine = self._inflight[key] = threading.Event()
-                    break
-            emit("waiting", message="an identical request is already on its way; waiting for its answer")
-            until(running.wait, cancel, "waiting for an identical request already on its way; nothing was sent")
-        try:
-            return self._generate(req, transport, fingerprint, cancel, emit, download)
-        finally:
-            with self._inflight_lock:
-                del self._inflight[key]
-            mine.set()
+            held = self.locks.acquire(key, cancel, lambda: emit(
+                "waiting", message="an identical request is already on its way (here or in another ComfyUI on "
+                                   "this folder); waiting for its answer"))
+            try:
+                if use_cache:
+                    hit = self._from_cache(req.model, req.mode, key)
+                    if hit is not None:
+                        return hit
+                rec = self._find(fingerprint) if (use_cache and download) else None
+                if rec is not None and rec.state == CREATED and rec.task_id:
+                    held.release()
+                    log.info("resuming task %s (created %.0f s ago) instead of creating a new one", rec.task_id,
+                             time.time() - rec.created)
+                    emit("submitted", task_id=rec.task_id, status="PENDING", message="resumed")
+                    try:
+                        return self._finish(rec, self._wait(rec, cancel, emit), emit)
+                    except (TaskExpiredError, TaskCanceledError):
+                        continue   # gone at the service: a new task is the only way to the picture (look again)
+                if rec is not None and rec.state in (PAID, FETCHED):
+                    if rec.urls_alive():
+                        held.release()
+                        return self.deliver(rec, emit)
+                    log.warning("%s %s: the pictures of this request (paid %s) are no longer in the result cache "
+                                "and their result URLs have expired: sending it anew (billed)", req.model,
+                                req.mode, time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.created)))
+                    emit("waiting", message="the earlier pictures are gone (URLs expired): sending anew")
+                return self._create(req, transport, fingerprint, key, cancel, emit, download, held)
+            finally:
+                held.release()
 
-    def _generate(self, req: WanRequest, transport: str, fingerprint: str, cancel: threading.Event | None,
-                  emit: Emitter, download: bool) -> WanResult:
-        # The daily limit (api/ledger.py): reserve what this request may bill before anything can be sent
-        # (refused here past the limit); settle to what was billed, or release what cannot have been.
-        spend = None
-        if self.meter is not None:
-            resumed = transport == ASYNC and self._journal("resumable", fingerprint, self.scope) is not None
-            spend = self.meter.reserve(req, fingerprint, resumed=resumed)
+    def _create(self, req: WanRequest, transport: str, fingerprint: str, key: str,
+                cancel: threading.Event | None, emit: Emitter, download: bool, held: Any) -> WanResult:
+        rec = Answer(id=new_answer_id(), account=self.scope, fingerprint=fingerprint, model=req.model,
+                     mode=req.mode, transport=transport, prompt=req.prompt, created=time.time(), state=CREATED,
+                     max_pictures=req.max_billable_images)
+        # The daily limit (ledger.py): reserve what this request may bill before anything can be sent (refused
+        # here past the limit); settled below to what its Billing says.
+        spend = self.meter.reserve(req, fingerprint, rec.id) if self.meter else None
+        # Until the billable call starts, an error cannot have cost anything; after it, an error nobody
+        # tagged (a bug reading a SUCCEEDED answer, say) may have (billing.py).
+        sent = Sent()
         try:
             if not self.slots.acquire(blocking=False):
                 emit("waiting", message="waiting for a free generation slot (WAN_MAX_CONCURRENT)")
                 acquire_slot(self.slots, cancel)
-            def before_creating() -> None:
-                # The journaled task this run meant to fetch is gone: a new task is a new creation, and
-                # must pass the daily limit like any other (refused here, before it is sent).
-                nonlocal spend
-                if spend is not None and spend.resumed:
-                    fresh = self.meter.reserve(req, fingerprint, resumed=False)
-                    self.meter.ledger.release(spend)
-                    spend = fresh
-
             try:
+                sent.reached = True
                 if transport == ASYNC:
-                    result = self._task(req, fingerprint, cancel, emit, before_creating)
+                    result = self._task(req, rec, cancel, emit, held)
                 else:
-                    result = self._send(req, transport, fingerprint, cancel, emit)
+                    result = self._send(req, transport, rec, cancel, emit, held)
             finally:
                 self.slots.release()
         except BaseException as exc:
-            if spend is not None:
-                self.meter.failed(spend, exc)
+            billing = billing_of(exc, sent)
+            self._settle(rec, billing, spend)
+            partial = getattr(exc, "partial", None)
+            if isinstance(partial, WanResult) and partial.urls:
+                return self._keep_partial(req, key, rec, partial, exc, emit)
             raise
-        if spend is not None:
-            self.meter.settled(spend, result)
-        if download:
-            self._fetch_and_keep(req, fingerprint, result, emit)
-        if cancel is not None and cancel.is_set() and result.images and not result.incomplete:
-            log.warning("%s %s: the run was stopped by the user, but its answer had already been paid for: "
-                        "%d picture(s) kept in the result cache; queue the same graph again to get them "
-                        "(nothing will be sent)", req.model, req.mode, len(result.images))
+        self._settle(rec, result.billing, spend)
+        if not download:
+            return result
+        return self._fetch_and_keep(rec, result, emit, cache_key(self.scope, fingerprint))
+
+    # ---- sync and stream ---------------------------------------------------------------------------
+
+    def _send(self, req: WanRequest, transport: str, rec: Answer, cancel: threading.Event | None, emit: Emitter,
+              held: Any) -> WanResult:
+        if transport == STREAM:
+            def on_picture(so_far: WanResult) -> None:
+                # Each picture is paid the moment its frame arrives: written down now, still "incomplete"
+                # (a process killed mid-stream leaves a record the recent-results list can still serve).
+                so_far.incomplete = "the stream was still arriving"
+                self._book("written", lambda j: j.paid(rec, so_far, maybe(
+                    "the stream was still arriving", pictures=so_far.images_billed, final=False)))
+                so_far.incomplete = ""
+            result = self.calls.stream(req, cancel, emit, on_picture)
+        else:
+            result = self.calls.sync(req, cancel, emit)
+        self._book("written", lambda j: j.paid(rec, result, result.billing))
+        held.release()
         return result
 
-    def _send(self, req: WanRequest, transport: str, fingerprint: str, cancel: threading.Event | None,
-              emit: Emitter) -> WanResult:
+    def _keep_partial(self, req: WanRequest, key: str, rec: Answer, partial: WanResult, exc: BaseException,
+                      emit: Emitter) -> WanResult:
+        """Pictures that arrived before a stream stopped are paid for: write them down, fetch them, and hand
+        them back (`incomplete` says what happened). Stopped by the user: raise the interrupt, with the
+        pictures kept in the cache for the next identical run; cut or ended by an error frame: return them
+        (an identical run sends again; the recent-results list still has these)."""
+        partial.incomplete = str(exc)
+        partial.billing = billing_of(exc)
+        self._book("written", lambda j: j.paid(rec, partial, partial.billing))
+        interrupted = isinstance(exc, Interrupted)
+        keep_as = key if interrupted else cache_key(self.scope, f"answer:{rec.id}")
         try:
-            if transport == STREAM:
-                result = self.calls.stream(req, cancel, emit)
-            else:
-                result = self.calls.sync(req, cancel, emit)
-        except (Interrupted, StreamCutError, WanAPIError) as exc:
-            partial: WanResult | None = exc.partial
-            if partial is None or not partial.urls:
-                raise
-            # Pictures that arrived before the stream stopped are paid for: fetch them now, so the exception
-            # carries them (`exc.partial.images`). When the user stopped the reader, also keep them for the
-            # next identical run; a cut or an error is the user's to send again.
-            partial.incomplete = str(exc)
-            self._journal("record", fingerprint, self.scope, _answer_id(partial), partial.request_id, req.model,
-                          req.mode, "fetched")
-            interrupted = isinstance(exc, Interrupted)
-            try:
-                self._fetch_and_keep(req, fingerprint, partial, emit, keep=interrupted)
-            except WanError as failed:
-                log.warning("the %d picture(s) that had arrived could not be fetched: %s", len(partial.urls), failed)
-                raise exc from None
-            if interrupted:
-                log.warning("%s: stopped by the user mid-stream; the %d picture(s) that had arrived (billed) are "
-                            "kept in the result cache: queue the same graph again to get them", req.model,
-                            len(partial.images))
-            raise
-        self._journal("record", fingerprint, self.scope, _answer_id(result), result.request_id, req.model,
-                      req.mode, "fetched")
-        return result
+            self._fetch_and_keep(rec, partial, emit, keep_as)
+        except WanError as failed:
+            log.warning("the %d picture(s) that had arrived could not be fetched: %s", len(partial.urls), failed)
+            raise exc from None
+        if interrupted:
+            log.warning("%s: stopped by the user mid-stream; the %d picture(s) that had arrived (billed) are kept "
+                        "in the result cache: queue the same graph again, or use a %r node, to get them",
+                        req.model, len(partial.images), RECENT_NODE)
+            raise exc
+        return partial
 
-    def _task(self, req: WanRequest, fingerprint: str, cancel: threading.Event | None, emit: Emitter,
-              before_creating: Callable[[], None] = lambda: None) -> WanResult:
-        entry = self._journal("resumable", fingerprint, self.scope)
-        if entry is not None:
-            log.info("resuming task %s (created %.0f s ago) instead of creating a new one", entry.task_id,
-                     time.time() - entry.created)
-            emit("submitted", task_id=entry.task_id, status="PENDING", message="resumed")
-            try:
-                return self._finish_task(req, entry.task_id, cancel, emit)
-            except (TaskExpiredError, TaskCanceledError):
-                pass  # gone at the service: a new task is the only way to the picture
-        before_creating()
-        task_id, request_id = self.calls.create_task(req, cancel, emit)
-        self._journal("record", fingerprint, self.scope, task_id, request_id, req.model, req.mode)
-        emit("submitted", task_id=task_id, status="PENDING")
-        return self._finish_task(req, task_id, cancel, emit)
+    # ---- async tasks ---------------------------------------------------------------------------------
 
-    def _finish_task(self, req: WanRequest, task_id: str, cancel: threading.Event | None,
-                     emit: Emitter) -> WanResult:
-        """Wait for the task and read its answer; the journal learns how it ended whichever way it did."""
+    def _task(self, req: WanRequest, rec: Answer, cancel: threading.Event | None, emit: Emitter,
+              held: Any) -> WanResult:
+        rec.task_id, rec.request_id = self.calls.create_task(req, cancel, emit)
+        # Written before the wait: a restart, a second server or the recent-results list finds the task.
+        self._book("written", lambda j: j.open(rec))
+        held.release()
+        emit("submitted", task_id=rec.task_id, status="PENDING")
+        return self._wait(rec, cancel, emit)
+
+    def _wait(self, rec: Answer, cancel: threading.Event | None, emit: Emitter) -> WanResult:
+        """Wait for the record's task. SUCCEEDED: the paid answer is written down before anything else. An
+        end without pictures is written down as ended; a run stopped while the task RUNS leaves it to a
+        background follower."""
         try:
-            data = self.calls.wait_task(task_id, cancel, emit)
-            result = answers.task_result(req, data, task_id, ASYNC, self.calls.endpoint)
-        except WanError as exc:
-            # A failed query knows nothing of the task it was about; the daily limit must (the task may be
-            # running, and billing, whatever became of our query).
-            if exc.task_id is None:
-                exc.task_id = task_id
-            state = _ended_state(exc)
-            if state:
-                self._journal("update", task_id, state)
+            data = self.calls.wait_task(rec.task_id, cancel, emit, created_at=rec.created)
+            result = answers.task_result(_Asked(rec), data, rec.task_id, ASYNC, self.calls.endpoint)
+        except BaseException as exc:
+            billing = billing_of(exc)
+            if isinstance(exc, WanError) and exc.task_id is None:
+                exc.task_id = rec.task_id   # the task may be running (and billing): say which
+            if billing.final:
+                self._book("updated", lambda j: j.ended(rec.id, billing))
+            elif isinstance(exc, Interrupted):
+                self.follow_in_background(rec)
             raise
-        # A task that succeeded with no picture has nothing to fetch: never offer it again.
-        self._journal("update", task_id, "succeeded" if result.urls else "fetched")
+        self._book("written", lambda j: j.paid(rec, result, result.billing))
         return result
+
+    def follow_in_background(self, rec: Answer) -> None:
+        """The user stopped waiting for a task that RUNS at the service: it will finish and be billed.
+        Follow it to its end (bounded by the client's max_wait) and download its pictures into the cache,
+        so nothing paid is lost even when the next run of the graph is a new request (a new seed)."""
+        with self._followed_lock:
+            if rec.task_id in self._followed:
+                return
+            self._followed.add(rec.task_id)
+
+        def follow() -> None:
+            try:
+                result = self._finish(rec, self._wait(rec, None, Emitter(None)), Emitter(None))
+                log.warning("%s: task %s, stopped by the user while it ran, has finished; its %d picture(s) are "
+                            "in the result cache (a %r node serves them)", rec.model, rec.task_id,
+                            len(result.images), RECENT_NODE)
+            except WanError as exc:
+                log.warning("%s: following task %s after it was stopped: %s", rec.model, rec.task_id, exc)
+            except Exception:  # a bug must not vanish silently in a daemon thread
+                log.exception("following task %s", rec.task_id)
+            finally:
+                with self._followed_lock:
+                    self._followed.discard(rec.task_id)
+
+        threading.Thread(target=follow, daemon=True, name="wan-follow").start()
+
+    def _finish(self, rec: Answer, result: WanResult, emit: Emitter) -> WanResult:
+        """A task created earlier (by another run, process or the one before a restart) has its answer."""
+        self._settle(rec, result.billing, None)
+        return self._fetch_and_keep(rec, result, emit, self._key_of(rec))
+
+    # ---- a paid answer, from its record -------------------------------------------------------------
+
+    def deliver(self, rec: Answer, emit: Emitter, cancel: threading.Event | None = None) -> WanResult:
+        """The pictures of a record, sending nothing billable: from the cache, else downloaded from its
+        URLs, else (a task not yet ended) by polling the task."""
+        hit = self._from_cache(rec.model, rec.mode, self._key_of(rec))
+        if hit is not None:
+            return hit
+        if rec.state == CREATED and rec.task_id:
+            emit("submitted", task_id=rec.task_id, status="PENDING", message="resumed")
+            return self._finish(rec, self._wait(rec, cancel, emit), emit)
+        if not rec.urls:
+            raise DownloadError("this request brought no picture to fetch")
+        if not rec.urls_alive():
+            raise DownloadError("its result URLs have expired (they live 24 hours) and its pictures are not in "
+                                "the result cache any more")
+        result = rec.result()
+        result.paid_before = True    # settled when it was paid; nothing is billed now
+        if rec.billing is not None and not rec.incomplete:
+            self._settle(rec, rec.billing, None)   # idempotent: makes sure a settle that failed then is done
+        return self._fetch_and_keep(rec, result, emit, self._key_of(rec))
+
+    def _key_of(self, rec: Answer) -> str:
+        return cache_key(self.scope, f"answer:{rec.id}" if rec.incomplete else rec.fingerprint)
 
     # ---- pictures and the cache --------------------------------------------------------------------
 
-    def _fetch_and_keep(self, req: WanRequest, fingerprint: str, result: WanResult, emit: Emitter,
-                        keep: bool | None = None) -> None:
+    def _fetch_and_keep(self, rec: Answer, result: WanResult, emit: Emitter, key: str) -> WanResult:
         """Download every paid picture (the user's Cancel does not stop this: they are paid for), then keep
-        the result in the cache unless it is incomplete (a cut stream is the user's to send again)."""
+        the result in the cache and mark the record fetched. A download that fails leaves the record as it
+        is: the next identical run, or the recent-results node, fetches the pictures without paying again."""
         urls = result.urls
         if urls and not result.images:
             emit("downloading", images_done=0, images_total=len(urls))
             started = time.monotonic()
-            result.images = self.downloader.fetch_all(
-                urls, on_done=lambda done: emit("downloading", images_done=done, images_total=len(urls)))
+            try:
+                result.images = self.downloader.fetch_all(
+                    urls, on_done=lambda done: emit("downloading", images_done=done, images_total=len(urls)))
+            except WanError as exc:
+                raise DownloadError(
+                    f"{len(urls)} picture(s) were made and paid for, but fetching them failed ({exc}). They are "
+                    f"recorded: within 24 h, queue this graph again unchanged, or add a {RECENT_NODE!r} node, to "
+                    "fetch them without paying again", request_id=result.request_id, task_id=result.task_id,
+                    endpoint=self.calls.endpoint) from None
             result.timings["download_s"] = round(time.monotonic() - started, 3)
-        if keep is None:
-            keep = not result.incomplete
-        if keep and result.images and self.store is not None:
-            self._keep(fingerprint, result)
+        result.answer_id = rec.id
+        if result.images and self.store is not None:
+            self._keep(key, result)
+            self._book("updated", lambda j: j.fetched(rec.id))
+        return result
 
-    def _keep(self, fingerprint: str, result: WanResult) -> None:
+    def _keep(self, key: str, result: WanResult) -> None:
         meta = {"model": result.model, "mode": result.mode, "transport": result.transport,
                 "content": result.content, "urls": [img.url for img in result.images],
                 "request_id": result.request_id, "task_id": result.task_id, "usage": result.usage,
                 "failures": result.failures, "actual_prompts": result.actual_prompts, "endpoint": result.endpoint,
-                "incomplete": result.incomplete}
+                "incomplete": result.incomplete, "answer_id": result.answer_id}
         try:
-            self.store.cache.put(cache_key(self.scope, fingerprint), meta, [img.data for img in result.images])
+            self.store.cache.put(key, meta, [img.data for img in result.images])
         except OSError as exc:  # a full disk must not cost the user the pictures already in hand
             log.warning("could not keep the result in the cache: %s", exc)
-        if result.task_id:
-            self._journal("update", result.task_id, "fetched")
 
     def cached(self, req: WanRequest, fingerprint: str | None = None) -> WanResult | None:
+        return self._from_cache(req.model, req.mode, cache_key(self.scope, fingerprint or req.fingerprint()))
+
+    def _from_cache(self, model: str, mode: str, key: str) -> WanResult | None:
         if self.store is None:
             return None
-        hit = self.store.cache.get(cache_key(self.scope, fingerprint or req.fingerprint()))
+        hit = self.store.cache.get(key)
         if hit is None:
             return None
         meta, files = hit
-        images = [self.downloader.decode(url, data) for url, data in zip(meta["urls"], files)]
-        log.info("answered %s %s from the result cache (no request sent)", req.model, req.mode)
+        try:
+            images = [self.downloader.decode(url, data) for url, data in zip(meta["urls"], files)]
+        except DownloadError as exc:
+            # A picture that does not decode (a file cut short by a power loss): drop the entry; the journal's
+            # record still knows where the pictures are, and they are fetched again from there.
+            log.warning("%s %s: a cached picture could not be read (%s); it will be fetched again", model, mode, exc)
+            self.store.cache.drop(key)
+            return None
+        log.info("answered %s %s from the result cache (no request sent)", model, mode)
         return WanResult(model=meta["model"], mode=meta["mode"], transport=meta["transport"], images=images,
                          content=meta["content"], request_id=meta.get("request_id"), task_id=meta.get("task_id"),
                          usage=meta.get("usage") or {}, failures=meta.get("failures") or [],
                          actual_prompts=meta.get("actual_prompts") or [], endpoint=meta.get("endpoint", ""),
-                         from_cache=True, incomplete=meta.get("incomplete") or "")
+                         from_cache=True, incomplete=meta.get("incomplete") or "", answer_id=meta.get("answer_id"))
 
-    def _journal(self, method: str, *args: Any) -> Any:
-        """A journal call that never fails a run: the pictures in hand matter more than the bookkeeping."""
+    # ---- bookkeeping -----------------------------------------------------------------------------------
+
+    def _find(self, fingerprint: str) -> Answer | None:
+        """This request's record. Read BEFORE a creation: if the journal cannot be read, nothing is sent
+        (sending blind could pay again for a task already running)."""
         if self.store is None:
             return None
         try:
-            return getattr(self.store.journal, method)(*args)
+            return self.store.journal.find(self.scope, fingerprint)
         except sqlite3.Error as exc:
-            log.warning("the task journal could not be %s (%s); the run goes on", _JOURNAL_VERBS[method], exc)
+            raise WanError(f"the task journal could not be read ({exc}); nothing was sent, so as not to pay "
+                           f"twice for a request that may already be running. Queue again in a moment") from None
+
+    def _book(self, verb: str, work: Callable[[Any], T]) -> T | None:
+        """A journal write after payment: never fails a run (the pictures in hand matter more); logged."""
+        if self.store is None:
+            return None
+        try:
+            return work(self.store.journal)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("the task journal could not be %s (%s); the run goes on", verb, exc)
             return None
 
+    def _settle(self, rec: Answer, billing: Billing, spend: Any) -> None:
+        """The ledger learns what the request cost: never fails a run (logged)."""
+        if self.meter is None:
+            return
+        try:
+            self.meter.settle(rec, billing, spend)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("the ledger could not record %s %s (%s: %s); the run goes on", rec.model, rec.id,
+                        billing.verdict, exc)
 
-_JOURNAL_VERBS = {"record": "written", "update": "updated", "resumable": "read"}
 
+class _Asked:
+    """What answers.task_result needs to know of a request, from its record (model, mode, protocol)."""
 
-def _answer_id(result: WanResult) -> str:
-    """A journal id for a sync or stream answer (the journal's ids are task ids; these have none)."""
-    return f"request:{result.request_id or uuid.uuid4().hex}"
-
-
-def _ended_state(exc: WanError) -> str | None:
-    """How a task ended, for the journal; None while it may still deliver (interrupted while RUNNING, or a
-    query that failed on our side)."""
-    if isinstance(exc, Interrupted):
-        return "canceled" if exc.task_canceled else None
-    if isinstance(exc, TaskExpiredError):
-        return "expired"
-    if isinstance(exc, TaskCanceledError):
-        return "canceled"
-    return "failed" if answers.ends_task(exc) else None
+    def __init__(self, rec: Answer) -> None:
+        self.model, self.mode = rec.model, rec.mode
+        self.protocol = MODELS[rec.model].protocol if rec.model in MODELS else None

@@ -1,22 +1,15 @@
-"""Never pay twice, never lose a paid picture: the task journal and the result cache, on disk.
+"""The pack's state on disk: the journal of paid answers (journal.py) and the result cache, side by side.
 
-Both are keyed by WHO asked WHERE for WHAT: the account (a hash of the key, never the key), the endpoint
-(base URL) and the request's fingerprint (model, every parameter, the input pictures' bytes, the seed). So a
-result made by the emulator is never served to a graph that now points at the real service, nor one
-account's pictures to another (resumable.py builds the key).
+The RESULT CACHE keeps fetched results (the PNG files exactly as the service sent them, the text, the
+info), with a size cap and least-recently-used eviction. An unchanged node re-run after a restart is
+answered from disk with no request at all; a new seed, or any changed input, is a new key. Keys are made by
+resumable.py from WHO asked WHERE for WHAT: the account (a hash of the key, never the key), the endpoint
+(base URL) and the request's fingerprint, so a result made by the emulator is never served to a graph that
+now points at the real service, nor one account's pictures to another.
 
-* The JOURNAL (SQLite, standard library) records every async task the moment it is created, before the
-  wait begins, and every paid sync or stream answer when it arrives. If ComfyUI is interrupted or restarted
-  while a task runs, the next identical request finds the task (created within 24 hours, not yet fetched)
-  and waits for it instead of creating, and paying for, another. A task that ended without pictures
-  (failed, canceled, expired) is marked so and never offered again.
-* The RESULT CACHE keeps fetched results (the PNG files as the service sent them, the text, the info),
-  with a size cap and least-recently-used eviction. An unchanged node re-run after a restart is answered
-  from disk with no request at all. A new seed, or any changed input, is a new key.
-
-Several ComfyUI processes may share the folder: SQLite in WAL mode with a busy timeout (and a retry on top
-for the "database is locked" that WAL can still raise), cache entries written to a temporary folder and
-renamed into place whole.
+Several ComfyUI processes may share the folder: entries are written to a temporary folder, each file
+fsynced, and renamed into place whole (a crash or a power cut never leaves half a result, or a 0-byte
+picture, to be served); the folder is fsynced after the rename.
 """
 
 from __future__ import annotations
@@ -24,112 +17,42 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from .config import state_dir
+from .journal import Journal
 from .secrets import get_logger
 
 log = get_logger("wan.store")
 
 ENV_CACHE_MB = "WAN_CACHE_MAX_MB"
 DEFAULT_CACHE_MB = 2048
-TASK_LIFETIME_S = 24 * 3600.0   # task ids and result URLs live 24 hours at the service
 STALE_TMP_S = 3600.0            # a temporary cache folder this old belongs to a write that died
-# How long one journal statement may wait for a database another process holds. Bounded: the journal is
-# bookkeeping around a paid run, and SQLite's own wait cannot be interrupted by the user's Cancel.
-BUSY_TIMEOUT_S = 0.5
-JOURNAL_WAIT_S = 2.0
-
-T = TypeVar("T")
 
 
-@dataclass
-class JournalEntry:
-    fingerprint: str
-    task_id: str
-    request_id: str | None
-    model: str
-    mode: str
-    created: float
-    state: str                 # created | succeeded | fetched | failed | canceled | expired
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
-def _locked(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-class TaskJournal:
-    """Every async task this machine created, and every paid answer, and how far it got."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        # (The `urls` column is no longer written; it stays so that journals of earlier versions open.)
-        self._run(lambda db: db.execute("""CREATE TABLE IF NOT EXISTS tasks (
-            task_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, account TEXT NOT NULL,
-            request_id TEXT, model TEXT, mode TEXT, created REAL NOT NULL, updated REAL NOT NULL,
-            state TEXT NOT NULL, urls TEXT NOT NULL DEFAULT '[]')"""))
-        self._run(lambda db: db.execute(
-            "CREATE INDEX IF NOT EXISTS tasks_by_fp ON tasks (fingerprint, account, created)"))
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            # One connection per thread; WAL lets several ComfyUI workers (or processes) share the file.
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
-
-    def _run(self, statement: Callable[[sqlite3.Connection], T]) -> T:
-        """Run one statement; "database is locked" (which WAL can also raise at once, busy timeout or not,
-        e.g. while another process checkpoints) is retried for at most JOURNAL_WAIT_S, then let through."""
-        deadline = time.monotonic() + JOURNAL_WAIT_S
-        pause = 0.02
-        while True:
-            try:
-                return statement(self._db())
-            except sqlite3.OperationalError as exc:
-                if not _locked(exc) or time.monotonic() + pause > deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 0.25)
-
-    def record(self, fingerprint: str, account: str, task_id: str, request_id: str | None, model: str,
-               mode: str, state: str = "created") -> None:
-        now = time.time()
-        self._run(lambda db: db.execute(
-            "INSERT OR REPLACE INTO tasks (task_id, fingerprint, account, request_id, model, mode, created, "
-            "updated, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (task_id, fingerprint, account, request_id, model, mode, now, now, state)))
-
-    def update(self, task_id: str, state: str) -> None:
-        self._run(lambda db: db.execute("UPDATE tasks SET state=?, updated=? WHERE task_id=?",
-                                        (state, time.time(), task_id)))
-
-    def resumable(self, fingerprint: str, account: str) -> JournalEntry | None:
-        """The newest task for this request that is still worth fetching: created in the last 24 h, not
-        fetched, not ended."""
-        row = self._run(lambda db: db.execute(
-            "SELECT fingerprint, task_id, request_id, model, mode, created, state FROM tasks "
-            "WHERE fingerprint=? AND account=? AND created>? AND state IN ('created', 'succeeded') "
-            "ORDER BY created DESC LIMIT 1",
-            (fingerprint, account, time.time() - TASK_LIFETIME_S)).fetchone())
-        return JournalEntry(*row) if row else None
-
-    def entries(self) -> list[JournalEntry]:
-        rows = self._run(lambda db: db.execute(
-            "SELECT fingerprint, task_id, request_id, model, mode, created, state FROM tasks "
-            "ORDER BY created").fetchall())
-        return [JournalEntry(*r) for r in rows]
+def _sync_dir(path: Path) -> None:
+    if os.name == "nt":
+        return   # Windows cannot open a folder to fsync it; NTFS journals the rename itself
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class ResultCache:
@@ -170,16 +93,24 @@ class ResultCache:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             for i, data in enumerate(files):
-                (tmp / f"{i}.png").write_bytes(data)
-            (tmp / "meta.json").write_text(json.dumps({**meta, "count": len(files), "stored": time.time()}))
+                _write_synced(tmp / f"{i}.png", data)
+            _write_synced(tmp / "meta.json",
+                          json.dumps({**meta, "count": len(files), "stored": time.time()}).encode())
+            _sync_dir(tmp)
             with self._lock:
                 shutil.rmtree(folder, ignore_errors=True)
                 os.replace(tmp, folder)  # whole or nothing: a crash never leaves half a result to be served
+            _sync_dir(self.path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not also leak a half-written folder
             raise
         with self._lock:
             self._evict(keep=key)
+
+    def drop(self, key: str) -> None:
+        """Remove an entry (one whose pictures no longer decode: fetched again from its record)."""
+        with self._lock:
+            shutil.rmtree(self._dir(key), ignore_errors=True)
 
     def size(self) -> int:
         return sum(f.stat().st_size for f in self.path.glob("*/*") if f.is_file())
@@ -222,5 +153,5 @@ class Store:
 
     def __init__(self, folder: Path | None = None, cache_bytes: int | None = None) -> None:
         self.folder = Path(folder) if folder else state_dir()
-        self.journal = TaskJournal(self.folder / "journal.sqlite3")
+        self.journal = Journal(self.folder / "journal.sqlite3")
         self.cache = ResultCache(self.folder / "results", cache_bytes)

@@ -28,6 +28,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import __version__
+from .billing import NOT_BILLED, Billing, Sent, maybe, tag
 from .config import Endpoint
 from .errors import Interrupted, WanAPIError, WanConnectionError, WanTimeoutError, api_error
 from .request import json_bytes
@@ -211,19 +212,40 @@ class Transport:
 
     def request(self, method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
                 billable: bool, read_timeout: float, stream: bool = False,
-                cancel: threading.Event | None = None, on_retry: OnRetry | None = None) -> requests.Response:
-        """One logical request with retries. Returns a 2xx response; raises a WanError otherwise."""
+                cancel: threading.Event | None = None, on_retry: OnRetry | None = None,
+                sent: Sent | None = None) -> requests.Response:
+        """One logical request with retries. Returns a 2xx response; raises a WanError otherwise.
+
+        For a billable request, whatever is raised carries its `billing` (api/billing.py): not billed when
+        the body cannot have reached the service, maybe when it may have; `sent` is marked once it may."""
         url = self.endpoint.url(path)
         payload = None if json_body is None else json_bytes(json_body)
         if billable:
             self._fresh_connection_for_billable()
+        try:
+            return self._request(method, path, url, payload, headers, billable, read_timeout, stream, cancel,
+                                 on_retry, sent)
+        except BaseException as exc:
+            if billable:
+                # Not billed when the body never went out, whatever the error's type (a proxy library's
+                # TypeError, a header that will not encode); an error raised after it went out may be.
+                body_sent = bool(getattr(_wire, "body_sent", False))
+                if body_sent and sent is not None:
+                    sent.reached = True
+                tag(exc, maybe(f"{type(exc).__name__} after the request was sent") if body_sent else
+                    Billing(why=f"{type(exc).__name__} before the request was sent"))
+            raise
+
+    def _request(self, method: str, path: str, url: str, payload: bytes | None, headers: dict[str, str] | None,
+                 billable: bool, read_timeout: float, stream: bool, cancel: threading.Event | None,
+                 on_retry: OnRetry | None, sent: Sent | None) -> requests.Response:
         attempt = 0
         while True:
             attempt += 1
-            if cancel is not None and cancel.is_set():
-                raise Interrupted("stopped by the user before the request was sent")
             _wire.connected = False
             _wire.body_sent = False
+            if cancel is not None and cancel.is_set():
+                raise Interrupted("stopped by the user before the request was sent")
             try:
                 response = self.session.request(
                     method, url, data=payload, headers=self.headers(headers), stream=stream,
@@ -241,9 +263,18 @@ class Transport:
                     continue
                 raise self._connection_error(exc, failure, billable, attempt) from None
             self.last_answer = time.monotonic()
+            # An answer settles this attempt: what the status says, not "the body went out", decides it.
+            _wire.body_sent = False
+            if sent is not None:
+                sent.reached = True
             if response.status_code < 300:
                 return response
             error = self._api_error(response)
+            if billable:
+                # The service's own "no" is not billed; a gateway's 502/504 may hide a service that took it
+                # (which is also why such a request is not resent).
+                error.billing = maybe(f"HTTP {response.status_code} from a gateway; it may have run") \
+                    if response.status_code in (502, 504) else NOT_BILLED
             failure = Failure(status=response.status_code, retry_after=_retry_after(response))
             response.close()
             if attempt < self.retry.attempts and may_retry(self.retry, failure, billable=billable):

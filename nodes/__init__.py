@@ -1,9 +1,10 @@
 """The ComfyUI nodes of the pack (V3 API). Thin: widgets -> api/ request -> outputs."""
 
+from .recent import WanRecentResults
 from .sheet import WanComparisonSheet
 from .usage import WanUsage
 from .wan_nodes import NODES as WAN_NODES
 
-NODES = [*WAN_NODES, WanComparisonSheet, WanUsage]
+NODES = [*WAN_NODES, WanRecentResults, WanComparisonSheet, WanUsage]
 
 __all__ = ["NODES"]

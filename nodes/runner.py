@@ -163,31 +163,39 @@ async def _bar(value: float, total: float) -> None:
         pass
 
 
-def _status_line(req: WanRequest, p: Progress | None, text: str) -> str:
+def _status_line(title: str, p: Progress | None, text: str) -> str:
     if p is None:
-        return f"{req.model}: sending…"
+        return f"{title}: sending…"
     t = f"{p.elapsed:.0f} s"
     if p.kind in ("sending",):
-        return f"{req.model}: sending… {t}"
+        return f"{title}: sending… {t}"
     if p.kind == "submitted" or (p.kind == "status" and p.status == "PENDING"):
-        return f"{req.model}: queued at the service — {t}\ntask {p.task_id}"
+        return f"{title}: queued at the service — {t}\ntask {p.task_id}"
     if p.kind == "status":
         state = "running" if p.status == "RUNNING" else f"status {p.status}"
-        return f"{req.model}: {state} — {t}\ntask {p.task_id}"
+        return f"{title}: {state} — {t}\ntask {p.task_id}"
     if p.kind in ("retry", "waiting"):
-        return f"{req.model}: {p.message} — {t}"
+        return f"{title}: {p.message} — {t}"
     if p.kind in ("text", "image"):
         tail = text[-600:]
-        return f"{req.model}: streaming — {t}\n{tail}"
+        return f"{title}: streaming — {t}\n{tail}"
     if p.kind == "downloading":
-        return f"{req.model}: downloading {p.images_done}/{p.images_total} — {t}"
-    return f"{req.model}: {p.kind} — {t}"
+        return f"{title}: downloading {p.images_done}/{p.images_total} — {t}"
+    return f"{title}: {p.kind} — {t}"
 
 
 # ---- one run -------------------------------------------------------------------------------------------
 
 async def run(node_id: str | None, req: WanRequest, *, region: str, transport: str) -> WanResult:
     """Send `req` and wait for it, keeping ComfyUI responsive and interruptible."""
+    return await run_call(node_id, req.model, lambda cancel, on_progress: client_for(region).generate(
+        req, transport=transport, cancel=cancel, on_progress=on_progress), _ESTIMATE_S.get(req.mode, 30.0))
+
+
+async def run_call(node_id: str | None, title: str, call: Callable[[threading.Event, Any], T],
+                   estimate: float = 30.0) -> T:
+    """Run `call(cancel, on_progress)` in a worker thread, drawing its progress on the node and turning
+    ComfyUI's Cancel into `cancel` (then raising ComfyUI's interrupt within about a second)."""
     if _interrupted():   # Cancel pressed while the inputs were prepared: send nothing
         import comfy.model_management
 
@@ -195,9 +203,7 @@ async def run(node_id: str | None, req: WanRequest, *, region: str, transport: s
     status = _Status()
     cancel = threading.Event()
     # client_for opens the state folder's SQLite journal the first time: worker-thread work too.
-    future = start_in_thread(lambda: client_for(region).generate(req, transport=transport, cancel=cancel,
-                                                                 on_progress=status.update))
-    estimate = _ESTIMATE_S.get(req.mode, 30.0)
+    future = start_in_thread(lambda: call(cancel, status.update))
     started = time.monotonic()
     shown = ""
     try:
@@ -208,17 +214,22 @@ async def run(node_id: str | None, req: WanRequest, *, region: str, transport: s
             if _interrupted():
                 cancel.set()
                 # Give the client a moment to cancel a PENDING task at the service; never wait long.
+                said = ""
                 try:
                     await asyncio.wait_for(asyncio.shield(future), INTERRUPT_GRACE_S)
-                except BaseException:
+                except asyncio.TimeoutError:
                     pass
-                show(node_id, f"{req.model}: interrupted")
+                except Exception as exc:   # what the client says became of the request (canceled, runs on...)
+                    said = str(exc)
+                show(node_id, f"{title}: interrupted" + (f"\n{said}" if said else ""))
+                if said:
+                    log.warning("%s (node %s): %s", title, node_id, said)
                 import comfy.model_management
 
                 raise comfy.model_management.InterruptProcessingException()
             with status.lock:
                 p, text = status.progress, status.text
-            line = _status_line(req, p, text)
+            line = _status_line(title, p, text)
             if line != shown:
                 show(node_id, line)
                 shown = line

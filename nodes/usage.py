@@ -29,7 +29,7 @@ def check_fan_out(region: str, reqs: list[WanRequest]) -> None:
     for fingerprint, req in unique.items():
         if client.cached(req) is not None:
             continue
-        if client.store.journal.resumable(fingerprint, client.account) is not None:
+        if client.store.journal.find(client.account, fingerprint) is not None:
             continue
         pictures += req.max_billable_images
     open_ledger(client.store.folder).check(client.transport.api_key.fingerprint, reqs[0].model, pictures,

@@ -162,14 +162,8 @@ def build(model: str, prompt: str, images: list, labels: list[str], mode: str, p
 async def send(node_cls: Any, req: WanRequest, *, region: str, transport: str,
                inputs: list, labels: list[str], extra_info: dict[str, Any] | None = None) -> io.NodeOutput:
     node_id = getattr(node_cls.hidden, "unique_id", None)
-    try:
-        result = await runner.run(node_id, req, region=region or "default", transport=transport or "auto")
-    except (errors.StreamCutError, errors.WanAPIError) as stopped:
-        # Pictures that arrived before a stream broke or reported an error are paid for (the client has
-        # fetched them): hand them to the graph, and say what happened, rather than drop them.
-        if stopped.partial is None or not stopped.partial.images:
-            raise
-        result = stopped.partial
+    # A stream cut after some pictures comes back as a result with `incomplete` set: they are paid for.
+    result = await runner.run(node_id, req, region=region or "default", transport=transport or "auto")
     images, sizes = await runner.in_thread(to_image_tensor, [img.pixels for img in result.images])
     info = describe(result)
     info["inputs"] = [{"input": label, "sent_width": img.width, "sent_height": img.height,

@@ -135,6 +135,26 @@ _TABLE = [
         "seed 001 line 936: 'UNKNOWN:任务不存在或状态未知'.",
         "Whether it is HTTP 200 (here) or an error status.",
     ),
+    Assumption(
+        "unknown_transient",
+        "Only with the fault `task_unknown`: a task that exists answers UNKNOWN to some queries while it runs "
+        "on (and bills when it ends). By itself the emulator answers UNKNOWN only for ids it never made or "
+        "after 24 hours.",
+        "seed 001 line 936 and 1055: 'UNKNOWN:任务不存在或状态未知' (the task does not exist OR its status is "
+        "unknown): UNKNOWN is not only 'gone'.",
+        "How long and how often the real service answers UNKNOWN for a live task. The client therefore gives "
+        "a task up only after 24 hours or an unbroken run of UNKNOWN answers (api/calls.py wait_task).",
+    ),
+    Assumption(
+        "stream_error_rest",
+        "After an error frame in a stream, the pictures not yet sent were not made: only the pictures whose "
+        "frames arrived are billed (backend.unbill).",
+        "seed 000 line 25 (wan2.6, streaming output): 'Kegagalan eksekusi tugas Jika tugas gagal, informasi "
+        "kesalahan dikembalikan' (a failed task returns code and message, nothing about pictures); "
+        "wan-api-reference.md: 'An error mid-stream arrives as event:error', 'Billing is per successfully "
+        "generated image'.",
+        "Whether the service had made (and bills) pictures it had not sent yet when the error came.",
+    ),
 ]
 
 ASSUMPTIONS: dict[str, Assumption] = {a.key: a for a in _TABLE}

@@ -40,6 +40,7 @@ FAULT_KINDS = {
     "task_error_body",     # the task fails; its query answers the top-level {request_id, code, message}, no output
     "task_status",         # the task's queries answer output.task_status = `task_status` (e.g. SUSPENDED)
     "results_all_failed",  # wan2.5: the task SUCCEEDS but every result carries code/message instead of a url
+    "task_unknown",        # task queries answer UNKNOWN (the page's unknown-task form) while the task runs on
 }
 FAULT_TARGETS = {"create", "query", "cancel", "download", "any"}
 
@@ -58,7 +59,11 @@ class Fault:
     count: int = 1
     model: str | None = None       # only requests for this model
     task_status: str = "SUSPENDED"  # kind task_status: the value the queries show
-    queries: int = -1              # kind task_status: how many queries show it (-1: all), then the real status
+    queries: int = -1              # kinds task_status, task_unknown armed on create: how many of the task's
+                                   # queries show it (-1: all), then the real status
+    for_seconds: float = 0.0       # > 0: the fault hits every matching request for this long, counted from
+                                   # the first one it meets (`times` is then ignored): an outage
+    started: float | None = None   # (set by the backend: when an outage began)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -121,6 +126,12 @@ class Task:
 def error_body(request_id: str, fault: Fault) -> dict[str, Any]:
     """The wan2.7 page's failed-task form (seed 001 lines 1023-1027): top-level code/message, no output."""
     return {"request_id": request_id, "code": fault.code, "message": fault.message}
+
+
+def unknown_body(task_id: str, request_id: str) -> dict[str, Any]:
+    """ASSUMPTIONS["unknown_task"]: the answer for a task the service does not know (or whose status it
+    does not know: seed 001 line 936, 'UNKNOWN:任务不存在或状态未知')."""
+    return {"request_id": request_id, "output": {"task_id": task_id, "task_status": "UNKNOWN"}}
 
 
 def odd_status_body(task_id: str, request_id: str, status: str, submitted: str) -> dict[str, Any]:
@@ -197,6 +208,13 @@ class Backend:
                     continue
                 if kinds is not None and fault.kind not in kinds:
                     continue
+                if fault.for_seconds > 0:
+                    now = self.now()
+                    fault.started = fault.started if fault.started is not None else now
+                    if now - fault.started >= fault.for_seconds:
+                        fault.times = 0   # the outage is over
+                        continue
+                    return fault
                 if fault.times > 0:
                     fault.times -= 1
                 return fault
@@ -312,10 +330,12 @@ class Backend:
         with self.lock:
             task = self.tasks.get(task_id)
             fault = task.fault if task is not None else None
-            if fault is not None and fault.kind == "task_status" and fault.queries != 0:
+            if fault is not None and fault.kind in ("task_status", "task_unknown") and fault.queries != 0:
                 if fault.queries > 0:
                     fault.queries -= 1
                 self._state(task)  # the task lives on (and bills) whatever its queries show
+                if fault.kind == "task_unknown":   # ASSUMPTIONS["unknown_transient"]
+                    return 200, unknown_body(task_id, request_id)
                 return 200, odd_status_body(task_id, request_id, fault.task_status, _stamp(task.created))
             view = self.task_view(task_id, request_id)
             finished = task.finished if task is not None else None
@@ -327,8 +347,7 @@ class Backend:
         with self.lock:
             task = self.tasks.get(task_id)
             if task is None:
-                # ASSUMPTIONS["unknown_task"]
-                return {"request_id": request_id, "output": {"task_id": task_id, "task_status": "UNKNOWN"}}
+                return unknown_body(task_id, request_id)
             status, _ = self._state(task)
             if status in ("PENDING", "RUNNING", "CANCELED", "UNKNOWN"):
                 output: dict[str, Any] = {"task_id": task_id, "task_status": status,
@@ -475,7 +494,8 @@ class Backend:
         return frames
 
     def unbill(self, request_id: str, keep: int) -> None:
-        """A generation that failed part way: only the first `keep` pictures were made (and are billed)."""
+        """A generation that failed part way: only the first `keep` pictures were made (and are billed).
+        ASSUMPTIONS["stream_error_rest"]"""
         with self.lock:
             specs = sorted((r for r in self.results.values() if r.request_id == request_id), key=lambda r: r.index)
             for spec in specs[keep:]:

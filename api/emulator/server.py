@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .assumptions import table as assumptions_table
-from .backend import FAULT_KINDS, Backend, Fault, Settings, error_body, odd_status_body, request_digest
+from .backend import FAULT_KINDS, Backend, Fault, Settings, error_body, odd_status_body, request_digest, unknown_body
 from .rules import ServiceError, bad, validate_multimodal, validate_synthesis
 
 API_PREFIXES = ("/api/v1", "/proxy/wan/api/v1")
@@ -293,6 +293,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_json(int(fault.status or 200), error_body(request_id, fault))
             if fault.kind == "task_status":
                 return self._send_json(200, odd_status_body(task_id, request_id, fault.task_status, ""))
+            if fault.kind == "task_unknown":
+                return self._send_json(200, unknown_body(task_id, request_id))
         status, payload = self.backend.task_answer(task_id, request_id)
         self._send_json(status, payload)
 

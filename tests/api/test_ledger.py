@@ -13,7 +13,8 @@ import time
 import pytest
 
 from api import MODELS, build_request, encode_image, errors
-from api.ledger import DailyLimitError, Ledger, open_ledger, report_text
+from api.billing import made
+from api.ledger import DailyLimitError, Entry, Ledger, open_ledger, report_text
 from api.ratelimit import SharedSlots, SharedTokenBucket, acquire_slot
 from api.store import Store
 from apitest import ROOT, TEST_KEY, make_client, photo
@@ -89,13 +90,14 @@ def test_concurrent_processes_cannot_slip_past_the_limit(tmp_path):
         sys.path.insert(0, ".")
         os.environ["WAN_DAILY_IMAGE_LIMIT"] = "10"
         from pathlib import Path
+        from api.billing import made
         from api.ledger import Ledger, DailyLimitError
         ledger = Ledger(Path(sys.argv[1]))
         granted = 0
         for i in range(6):
             try:
                 r = ledger.reserve("acct", "emulator", "wan2.7-image", 1)
-                ledger.settle(r, 1, f"req-{os.getpid()}-{i}", None)
+                ledger.settle(r.entry(f"req-{os.getpid()}-{i}"), made(1), r)
                 granted += 1
             except DailyLimitError:
                 pass
@@ -117,7 +119,7 @@ def test_threads_in_flight_count_before_they_settle(tmp_path, monkeypatch):
         ledger.reserve(ACCOUNT, "e", "wan2.7-image", 2)
     ledger.release(first)  # nothing was billed: the room is back
     second = ledger.reserve(ACCOUNT, "e", "wan2.7-image", 4)
-    ledger.settle(second, 1, "r", "t")  # the service made fewer than asked
+    ledger.settle(second.entry("r", "t"), made(1), second)  # the service made fewer than asked
     ledger.reserve(ACCOUNT, "e", "wan2.7-image", 3)
     # Another account has its own limit.
     ledger.reserve("otheraccount0000", "e", "wan2.7-image", 4)
@@ -130,7 +132,7 @@ def test_a_dead_process_reservation_stays_counted_as_unsure(tmp_path, monkeypatc
         sys.path.insert(0, ".")
         from pathlib import Path
         from api.ledger import Ledger
-        Ledger(Path(sys.argv[1])).reserve("acct", "e", "wan2.7-image", 4, fingerprint="f" * 64)
+        Ledger(Path(sys.argv[1])).reserve("acct", "e", "wan2.7-image", 4, fingerprint="f" * 64, answer_id="a1")
         os._exit(0)   # killed with the request in flight
     """, str(tmp_path))
     assert died.returncode == 0, died.stderr
@@ -141,9 +143,10 @@ def test_a_dead_process_reservation_stays_counted_as_unsure(tmp_path, monkeypatc
     assert [(r["pictures"], r["status"]) for r in rows] == [(4, "unsure")]
     # The dead process's mark is gone; only this process's remains.
     assert len(list((tmp_path / "ledger-owners").glob("*.lock"))) == 1
-    # Its task, fetched later by a resumed run, replaces the unsure count with what was billed.
-    resumed = ledger.reserve("acct", "e", "wan2.7-image", 4, fingerprint="f" * 64, resumed=True)
-    ledger.settle(resumed, 2, "req", "task-1")
+    # Its task, fetched later by a resumed run, replaces the unsure count with what was billed: the
+    # settlement names the same journal record (answer id) as the dead process's reservation did.
+    ledger.settle(Entry(answer_id="a1", account="acct", endpoint="e", region=None, model="wan2.7-image",
+                        max_pictures=4, request_id="req", task_id="task-1"), made(2))
     assert [(r["pictures"], r["status"]) for r in ledger.entries()] == [(2, "billed")]
     assert "of which unsure" not in report_text(ledger.summary())
 
@@ -292,7 +295,9 @@ def test_a_resumed_task_found_gone_is_a_new_creation_that_must_pass_the_limit(em
     task that replaces it is a creation, checked against the limit before it is sent."""
     monkeypatch.setenv("WAN_DAILY_IMAGE_LIMIT", "3")
     emulator.backend.configure(queue_time=0.1, service_time=1.5)
-    client = make_client(emulator, store=Store(tmp_path))
+    # (The emulator's clock jumps 25 h, ours does not: the client gives the task up after UNKNOWN answers
+    # for query_failure_budget seconds, not by its age.)
+    client = make_client(emulator, store=Store(tmp_path), query_failure_budget=0.3)
     cancel = threading.Event()
     threading.Timer(0.6, cancel.set).start()  # RUNNING: left to finish, counted as unsure (2)
     with pytest.raises(errors.Interrupted):
