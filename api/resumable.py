@@ -206,6 +206,9 @@ class Resumable:
             if isinstance(exc, WanError) and exc.task_id is None:
                 exc.task_id = rec.task_id   # the task may be running (and billing): say which
             if billing.final:
+                # Known at last (a task resumed after a restart may have been counted unsure): settled here
+                # whoever waited; settling is idempotent, so the creating run settling too is harmless.
+                self._settle(rec, billing, None)
                 self._book("updated", lambda j: j.ended(rec.id, billing))
             elif isinstance(exc, Interrupted):
                 self.follow_in_background(rec)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -188,3 +189,28 @@ def test_a_stream_cut_short_is_recorded_as_paid_but_not_offered_to_an_identical_
     assert len(entries) == 2 and entries[1].incomplete
     again, _, _ = fetch(client, 2)
     assert again.from_cache and [i.data for i in again.images] == [i.data for i in cut.images]
+
+
+def test_a_task_stopped_while_running_that_then_fails_is_no_longer_counted(emulator, tmp_path, monkeypatch):
+    """Counted unsure when the user stopped waiting; the background follower learns it FAILED (not billed)
+    and the ledger lets it go."""
+    monkeypatch.setenv("WAN_DAILY_IMAGE_LIMIT", "100")
+    emulator.backend.configure(queue_time=0.0, service_time=1.0)
+    emulator.backend.add_fault({"kind": "task_failed", "code": "DataInspectionFailed", "message": "flagged"})
+    client = make_client(emulator, store=Store(tmp_path))
+    cancel = threading.Event()
+
+    def cancel_once_polled() -> None:   # the user presses Cancel while the task runs
+        while not any(e["kind"] == "query" for e in list(emulator.backend.log)):
+            time.sleep(0.01)
+        cancel.set()
+    threading.Thread(target=cancel_once_polled, daemon=True).start()
+    with pytest.raises(errors.Interrupted):
+        client.generate(t2i(20), cancel=cancel)
+    ledger = open_ledger(tmp_path)
+    assert [(r["pictures"], r["status"]) for r in ledger.entries()] == [(2, "unsure")]
+    deadline = time.monotonic() + 30
+    while ledger.entries():
+        assert time.monotonic() < deadline, "the failed task is still counted as maybe billed"
+        time.sleep(0.1)
+    assert [(r.state, r.billing.verdict) for r in Store(tmp_path).journal.entries()] == [("ended", "no")]
