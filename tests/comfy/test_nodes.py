@@ -36,6 +36,19 @@ def created(emulator):
     return [e for e in emulator.backend.log if e.get("billable")]
 
 
+def most_at_once(emulator):
+    """The most generations the service ran at the same time, from the emulator's own task times (not the
+    wall clock of this busy machine): 1 when the requests went one after another."""
+    events = []
+    for task in list(emulator.backend.tasks.values()):
+        events += [(task.created, 1), (task.created + task.queue_time + task.service_time, -1)]
+    peak = level = 0
+    for _, step in sorted(events):
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
 def decoded(entry):
     return [np.asarray(Image.open(io.BytesIO(i.data)).convert("RGB")) for i in entry["images"]]
 
@@ -212,7 +225,7 @@ def test_the_event_loop_keeps_running_while_nodes_wait(emulator):
     gaps, elapsed, _ = _loop_gaps(lambda: [
         wan.WanTextToImage.execute(model="wan2.7-image", prompt=f"p{i}", n=1, size="1K", seed=i) for i in range(4)])
     assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"  # a blocked loop: 1.5 s
-    assert elapsed < 2 * 1.7, f"four nodes ran one after another ({elapsed:.1f} s)"
+    assert most_at_once(emulator) == 4, "the four nodes did not run at the same time"
 
 
 @pytest.fixture
@@ -254,11 +267,9 @@ def test_the_event_loop_keeps_running_while_nodes_encode_big_inputs(emulator_pro
 def test_per_image_sends_one_request_per_picture_concurrently_and_keeps_their_order(emulator):
     emulator.backend.configure(queue_time=0.1, service_time=1.0)
     batch = torch.rand((4, 256, 320, 3))
-    started = time.monotonic()
     images, text, info = outputs(run(wan.WanImageEdit.execute(model="wan2.7-image", prompt="snow", n=1, size="1K",
                                                                seed=3, per_image=True, input_format="png",
                                                                image=batch, image_2=img(256, 256))))
-    elapsed = time.monotonic() - started
     created_ = created(emulator)
     assert len(created_) == 4 and images.shape[0] == 4
     assert all(len(e["images"]) == 2 for e in created_), "image_2 goes with every picture"
@@ -274,7 +285,7 @@ def test_per_image_sends_one_request_per_picture_concurrently_and_keeps_their_or
                             .convert("RGB"))
         got = np.floor(images[i].numpy() * 255 + 0.5).astype(np.uint8)
         assert np.array_equal(got, served), f"output picture {i} is not the result of request {i}"
-    assert elapsed < 4.0, f"4 requests ran one after another ({elapsed:.1f} s; one after another: over 4.4 s)"
+    assert most_at_once(emulator) == 4, "the 4 requests did not run at the same time"
 
 
 def test_prompt_list_splits_lines():
