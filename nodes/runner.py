@@ -428,6 +428,8 @@ async def run(node_id: str | None, req: WanRequest, *, region: str, transport: s
     r.wake = loop.create_future()
 
     def generate() -> WanResult:
+        if r.cancel.is_set():   # stopped while it waited for a worker: nothing was sent, nothing is
+            raise errors.Interrupted("stopped by the user while waiting for a generation slot; nothing was sent")
         r.started = True
         return client_for(region).generate(req, transport=transport, cancel=r.cancel, on_progress=r.update)
 
@@ -439,6 +441,7 @@ async def run(node_id: str | None, req: WanRequest, *, region: str, transport: s
     try:
         await asyncio.wait({future, r.wake}, return_when=asyncio.FIRST_COMPLETED)
         if r.stopped:
+            job.cancel()   # still waiting for a worker: dropped, never sent
             if not future.done():
                 # Give the client a moment to cancel a PENDING task at the service; never wait long.
                 try:
