@@ -27,6 +27,7 @@ class Workers:
         self._wake = threading.Condition(self._lock)
         self._threads = 0
         self._idle = 0
+        self._running = 0
 
     def submit(self, work: Callable[..., Any], *args: Any) -> Future:
         """Run `work(*args)` on a worker; a Future canceled before a worker takes it never runs."""
@@ -44,6 +45,11 @@ class Workers:
         with self._lock:
             return self._threads
 
+    def busy(self) -> int:
+        """Pieces of work running now."""
+        with self._lock:
+            return self._running
+
     def waiting(self) -> int:
         with self._lock:
             return len(self._queue)
@@ -59,12 +65,16 @@ class Workers:
                         self._threads -= 1
                         return
                 future, work = self._queue.popleft()
-            if not future.set_running_or_notify_cancel():
-                continue   # canceled while it waited: the run it belonged to is over
+                if not future.set_running_or_notify_cancel():
+                    continue   # canceled while it waited: the run it belonged to is over
+                self._running += 1
             try:
                 result = work()
             except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for it
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+            finally:
+                with self._lock:
+                    self._running -= 1
             del future, work

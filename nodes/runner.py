@@ -26,7 +26,6 @@ import asyncio
 import atexit
 import threading
 import time
-import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,15 +220,16 @@ def _send_text(node_id: str, text: str) -> None:
         pass
 
 
-async def _bar(node_id: str, value: float, total: float) -> None:
+def _bar(loop: asyncio.AbstractEventLoop, node_id: str, value: float, total: float) -> None:
+    """The node's progress bar, through ComfyUI's V3 API (a coroutine), run on the ticker's own loop."""
     try:
         from comfy_api.latest import ComfyAPI
 
         # ComfyUI 0.3.75's ComfyAPI() lacks its `execution` attribute (later versions set it in __init__);
         # the class it would hold is the same singleton either way.
         execution = getattr(ComfyAPI(), "execution", None) or ComfyAPI.Execution()
-        await execution.set_progress(value, total, node_id=node_id)
-    except Exception:  # outside an executing context (node-level tests)
+        loop.run_until_complete(execution.set_progress(value, total, node_id=node_id))
+    except Exception:  # outside ComfyUI (node-level tests without a server)
         pass
 
 
@@ -279,7 +279,9 @@ class _Run:
             self.wake.set_result(None)
 
 
-_boards: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Board]]" = weakref.WeakKeyDictionary()
+_boards: dict[tuple[int, str], "_Board"] = {}   # (id of the prompt's event loop, node id) -> its board
+_boards_lock = threading.Lock()
+_ticker: threading.Thread | None = None
 
 
 def _board_of(node_id: str) -> "_Board | None":
@@ -287,51 +289,66 @@ def _board_of(node_id: str) -> "_Board | None":
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return None
-    return _boards.get(loop, {}).get(node_id)
+    with _boards_lock:
+        return _boards.get((id(loop), node_id))
 
 
 class _Board:
-    """Everything one node has in flight on this prompt's loop: one status line and one bar for all of its
-    requests, drawn by one task at most every PROGRESS_S; the same task watches ComfyUI's interrupt flag."""
+    """Everything one node has in flight: one status line and one bar for all of its requests, at most one
+    update every PROGRESS_S. Drawn by one thread for the whole process (_tick), not on the prompt's event
+    loop: while a local node holds that loop (a sampler's step), the line still moves."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, node_id: str) -> None:
-        self.loop = loop
-        self.node_id = node_id
+    def __init__(self, key: tuple[int, str]) -> None:
+        self.key = key
+        self.node_id = key[1]
+        self.lock = threading.Lock()
         self.runs: list[_Run] = []
         self.total = 0
         self.finished = 0
         self.started = time.monotonic()
         self.quiet_since = self.started
+        self.last_update = 0.0
         self.posted: str | None = None     # a text to show with the next update (e.g. a request's summary)
+        self.outcomes: dict[str, int] = {}
+        self.model = ""
         self.shown = ""
         self.bar: tuple[float, float] | None = None
-        self.task = loop.create_task(self._tick())
 
     def add(self, run: _Run) -> None:
-        self.runs.append(run)
-        self.total += 1
+        with self.lock:
+            self.runs.append(run)
+            self.total += 1
+            self.model = run.req.model
 
-    def remove(self, run: _Run) -> None:
-        self.runs.remove(run)
-        self.finished += 1
-        self.quiet_since = time.monotonic()
+    def remove(self, run: _Run, outcome: str) -> None:
+        """`outcome`: done, stopped (Cancel) or failed."""
+        with self.lock:
+            self.runs.remove(run)
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            self.finished += 1
+            self.quiet_since = time.monotonic()
 
     def post(self, text: str) -> None:
-        self.posted = text
+        with self.lock:
+            self.posted = text
 
     def _line(self) -> str:
-        if self.posted is not None and not self.runs:
-            return self.posted
-        if self.total == 1 and self.runs:
-            run = self.runs[0]
-            with run.lock:
-                return _status_line(run.req, run.progress, run.text, run.started)
-        running = [r for r in self.runs if r.started]
-        waiting = len(self.runs) - len(running)
-        model = self.runs[0].req.model if self.runs else ""
-        line = f"{model}: {self.finished} of {self.total} done, {len(running)} on their way"
+        if self.total == 1:
+            if self.runs:
+                run = self.runs[0]
+                with run.lock:
+                    return _status_line(run.req, run.progress, run.text, run.started)
+            return self.posted or f"{self.model}: {next(iter(self.outcomes), 'done')}"
+        running = sum(1 for r in self.runs if r.started)
+        waiting = len(self.runs) - running
+        line = f"{self.model}: {self.outcomes.get('done', 0)} of {self.total} done"
+        if running:
+            line += f", {running} on their way"
         if waiting:
             line += f", {waiting} waiting for a generation slot (WAN_MAX_CONCURRENT)"
+        for outcome in ("stopped", "failed"):
+            if self.outcomes.get(outcome):
+                line += f", {self.outcomes[outcome]} {outcome}"
         if self.posted:
             line += "\n" + self.posted
         return line
@@ -349,43 +366,64 @@ class _Board:
                 parts += 0.9 * (1 - 2 ** (-(now - self.started) / estimate))
         return round(100 * parts / max(1, self.total), 1), 100.0
 
-    async def _update(self) -> None:
-        line = self._line()
+    def update(self, loop: asyncio.AbstractEventLoop, now: float) -> bool:
+        """Draw if due; False once the board has nothing more to say (its last word shown)."""
+        if now - self.last_update < PROGRESS_S:
+            return True
+        self.last_update = now
+        with self.lock:
+            live = bool(self.runs)
+            line = self._line()
+            bar = self._progress() if live else None
+            over = not live and now - self.quiet_since >= PROGRESS_S
         if line != self.shown:
             _send_text(self.node_id, line)
             self.shown = line
-        bar = self._progress()
-        if bar != self.bar:
+        if bar is not None and bar != self.bar:   # never after its runs: the bar may be the next prompt's
             self.bar = bar
-            await _bar(self.node_id, *bar)
+            _bar(loop, self.node_id, *bar)
+        return not over
 
-    async def _tick(self) -> None:
-        last = 0.0
+
+def _tick() -> None:
+    """The one drawing thread: every TICK_S, looks at ComfyUI's interrupt flag while anything is in flight
+    (a second path besides the wrapped interrupt function) and draws the boards that are due."""
+    loop = asyncio.new_event_loop()
+    while True:
+        time.sleep(TICK_S)
+        with _boards_lock:
+            boards = list(_boards.values())
         try:
-            # Lingers one PROGRESS_S after its last request, so the last word of a burst is shown too.
-            while self.runs or time.monotonic() - self.quiet_since < PROGRESS_S:
-                await asyncio.sleep(TICK_S)
-                if self.runs and _interrupted():
-                    _stop_all()
-                if time.monotonic() - last >= PROGRESS_S:
-                    last = time.monotonic()
-                    await self._update()
-        finally:
-            # Ended, or cancelled with the prompt: whatever the node last had to say is said.
-            if _boards.get(self.loop, {}).get(self.node_id) is self:
-                del _boards[self.loop][self.node_id]
-            if self.posted is not None and self.posted != self.shown:
-                _send_text(self.node_id, self.posted)
+            if any(b.runs for b in boards) and _interrupted():
+                _stop_all()
+        except Exception:  # not inside ComfyUI
+            pass
+        now = time.monotonic()
+        for board in boards:
+            try:
+                going = board.update(loop, now)
+            except Exception as exc:  # drawing must never stop the thread that watches for Cancel
+                log.debug("progress update failed: %s", exc)
+                going = True
+            if not going:
+                with _boards_lock:
+                    if _boards.get(board.key) is board and not board.runs:
+                        del _boards[board.key]
 
 
 def _join_board(loop: asyncio.AbstractEventLoop, node_id: str | None, run: _Run) -> _Board | None:
+    global _ticker
     if node_id is None:
         return None
-    boards = _boards.setdefault(loop, {})
-    board = boards.get(node_id)
-    if board is None or board.task.done():
-        board = boards[node_id] = _Board(loop, node_id)
-    board.add(run)
+    key = (id(loop), node_id)
+    with _boards_lock:
+        board = _boards.get(key)
+        if board is None or not board.runs:   # (a board with nothing in flight only has its last word left)
+            board = _boards[key] = _Board(key)
+        board.add(run)
+        if _ticker is None:
+            _ticker = threading.Thread(target=_tick, daemon=True, name="wan-progress")
+            _ticker.start()
     return board
 
 
@@ -438,6 +476,7 @@ async def run(node_id: str | None, req: WanRequest, *, region: str, transport: s
     board = _join_board(loop, node_id, r)
     job = workers.submit(generate)
     future = _awaitable(job)
+    outcome = "failed"
     try:
         await asyncio.wait({future, r.wake}, return_when=asyncio.FIRST_COMPLETED)
         if r.stopped:
@@ -450,7 +489,12 @@ async def run(node_id: str | None, req: WanRequest, *, region: str, transport: s
                     pass
             show(node_id, f"{req.model}: interrupted")
             raise _interrupt_exception()
-        return future.result()
+        result = future.result()
+        outcome = "done"
+        return result
+    except asyncio.CancelledError:   # the prompt ended (Cancel, or another node failed)
+        outcome = "stopped"
+        raise
     finally:
         # However this coroutine ends (done, interrupted, cancelled with the prompt, failed), the worker
         # must not go on polling for up to 30 minutes holding a generation slot, and a request still
@@ -461,4 +505,4 @@ async def run(node_id: str | None, req: WanRequest, *, region: str, transport: s
         with _live_lock:
             _live.discard(r)
         if board is not None:
-            board.remove(r)
+            board.remove(r, "stopped" if r.stopped else outcome)
