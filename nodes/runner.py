@@ -255,7 +255,6 @@ class _Run:
     progress: Progress | None = None
     text: str = ""
     started: bool = False      # a worker has taken it
-    done: bool = False
     stopped: bool = False      # the user pressed Cancel
     lock: threading.Lock = field(default_factory=threading.Lock)
     wake: asyncio.Future | None = None
@@ -501,7 +500,6 @@ async def run(node_id: str | None, req: WanRequest, *, region: str, transport: s
         # waiting for a worker is dropped.
         r.cancel.set()
         job.cancel()
-        r.done = True
         with _live_lock:
             _live.discard(r)
         if board is not None:

@@ -17,12 +17,14 @@ from comfy_host import ComfyHost
 from e2e_support import E2E_KEY
 
 SLOW_NODE = Path(__file__).resolve().parent / "slow_node"
+MAX_CONCURRENT = 2
 
 
 @pytest.fixture(scope="module")
 def comfy_with_local_node(emulator):
-    host = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY},
-                     extra_nodes=[SLOW_NODE])
+    # Two generations at a time: a list of 4 has 2 tasks queued at the service and 2 requests waiting here.
+    host = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY,
+                      "WAN_MAX_CONCURRENT": str(MAX_CONCURRENT)}, extra_nodes=[SLOW_NODE])
     host.start()
     yield host
     host.cleanup()
@@ -58,8 +60,9 @@ def _cancel_beside_local_node(comfy, emulator, prompts: int, *, queue_time: floa
     tag = uuid.uuid4().hex[:8]
     prompt_id = comfy.queue(_graph(tag, prompts=prompts, step=step))
     # Both at work: the Wan task(s) created and queued at the service, the local node in its steps.
-    _wait_for(lambda: emulator.backend.stats()["tasks"].get("PENDING", 0) == prompts,
-              f"the {prompts} Wan task(s) were never created")
+    created = min(prompts, MAX_CONCURRENT)   # the rest wait for a generation slot, here
+    _wait_for(lambda: emulator.backend.stats()["tasks"].get("PENDING", 0) == created,
+              f"the {created} Wan task(s) were never created")
     _wait_for(lambda: f"slow local node {tag}: working" in comfy.log(), "the local node never started")
     time.sleep(0.3)   # a few of its steps, each one asking ComfyUI whether Cancel was pressed
     comfy.interrupt()
@@ -67,21 +70,23 @@ def _cancel_beside_local_node(comfy, emulator, prompts: int, *, queue_time: floa
     kinds = [m[0] for m in entry["status"]["messages"]]
     assert "execution_interrupted" in kinds, kinds
     # The local node took the interrupt (it cleared the flag); the Wan tasks must be canceled all the same.
-    _wait_for(lambda: emulator.backend.stats()["tasks"] == {"CANCELED": prompts},
+    _wait_for(lambda: emulator.backend.stats()["tasks"] == {"CANCELED": created},
               f"the Wan task(s) were not canceled at the service: {emulator.backend.stats()['tasks']}",
               timeout=20)
+    time.sleep(1.0)   # and the requests that were waiting for a slot are never sent
     stats = emulator.backend.stats()
     assert stats["images_billed"] == 0, stats
-    cancels = stats["requests_by_kind"].get("cancel", 0)
-    assert cancels == prompts, stats["requests_by_kind"]
+    assert stats["creations"] == created, stats
+    assert stats["requests_by_kind"].get("cancel", 0) == created, stats["requests_by_kind"]
 
 
 def test_cancel_reaches_a_queued_wan_task_after_a_local_node_took_the_interrupt(comfy_with_local_node, emulator):
     _cancel_beside_local_node(comfy_with_local_node, emulator, prompts=1)
 
 
-def test_cancel_reaches_every_task_of_a_prompt_list_beside_a_local_node(comfy_with_local_node, emulator):
-    _cancel_beside_local_node(comfy_with_local_node, emulator, prompts=3)
+def test_cancel_reaches_every_request_of_a_prompt_list_beside_a_local_node(comfy_with_local_node, emulator):
+    # 4 prompts: 2 tasks queued at the service (canceled there), 2 requests waiting for a slot (never sent).
+    _cancel_beside_local_node(comfy_with_local_node, emulator, prompts=4)
 
 
 def test_cancel_reaches_a_queued_wan_task_while_a_long_local_step_holds_comfyui(comfy_with_local_node, emulator):
