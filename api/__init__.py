@@ -26,6 +26,7 @@ from .models import (
 from .palette import palette_from_pixels, swatches
 from .pictures import number_pictures
 from .present import describe
+from .ratelimit import max_concurrent
 from .request import (
     InputImage, Params, WanRequest, bbox_edit, build_request, check_color_palette, check_settings, edit,
     interleave, parse_boxes, sequential, text_to_image,
@@ -35,6 +36,7 @@ from .secrets import ApiKey, get_logger
 from .sheet import Cell as SheetCell, caption as sheet_caption, column_label, render_sheet
 from .store import Store
 from .transport import RetryPolicy, Timeouts
+from .workers import Workers
 
 # The ledger's names, imported on first use: importing api.ledger with the package would make
 # `python -m api.ledger` run a second copy of the module (runpy's RuntimeWarning).

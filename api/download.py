@@ -13,7 +13,6 @@ import io
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +25,7 @@ from .errors import DownloadError, Interrupted
 from .secrets import get_logger
 from .transport import RetryPolicy
 from .waiting import pause
+from .workers import Workers
 
 log = get_logger("wan.download")
 
@@ -37,6 +37,10 @@ DEFAULT_PATIENCE_S = 30.0
 MAX_BYTES = 128 * 2**20
 # 4K output is 4096^2 = 16.8 MP; leave room for the "slightly different" real sizes, refuse bombs.
 MAX_PIXELS = 40_000_000
+# Every download of the process shares these threads (made when needed, reused): however many generations
+# finish at once, downloads add at most this many threads.
+DOWNLOAD_THREADS = 4
+_POOL = Workers(DOWNLOAD_THREADS, "wan-dl")
 
 
 @dataclass
@@ -110,7 +114,8 @@ class Downloader:
 
     def fetch_all(self, urls: list[str], cancel: threading.Event | None = None,
                   on_done: Callable[[int], None] | None = None) -> list[DownloadedImage]:
-        """Every URL, in order, up to 4 at a time; `on_done(count)` after each."""
+        """Every URL, in order, up to DOWNLOAD_THREADS at a time (shared by the whole process); `on_done(count)`
+        after each."""
         done = 0
         lock = threading.Lock()
 
@@ -125,8 +130,12 @@ class Downloader:
 
         if len(urls) <= 1:
             return [one(url) for url in urls]
-        with ThreadPoolExecutor(max_workers=min(4, len(urls)), thread_name_prefix="wan-dl") as pool:
-            return list(pool.map(one, urls))
+        futures = [_POOL.submit(one, url) for url in urls]
+        try:
+            return [future.result() for future in futures]
+        finally:
+            for future in futures:   # one failed: the rest that have not started are not fetched for nothing
+                future.cancel()
 
     def close(self) -> None:
         self.session.close()

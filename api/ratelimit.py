@@ -121,6 +121,11 @@ ENV_MAX_CONCURRENT = "WAN_MAX_CONCURRENT"
 DEFAULT_MAX_CONCURRENT = 4
 
 
+def max_concurrent() -> int:
+    """WAN_MAX_CONCURRENT: generations in flight per account (at least 1)."""
+    return max(1, int(os.environ.get(ENV_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)))
+
+
 class SharedSlots:
     """`count` generation slots as lock files in a folder: at most `count` holders among all processes.
 
@@ -191,7 +196,7 @@ def generation_slots(base_url: str, key_fingerprint: str,
     with _buckets_lock:
         slots = _slots.get(key)
         if slots is None:
-            count = max(1, int(os.environ.get(ENV_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT)))
+            count = max_concurrent()
             if folder is None:
                 slots = threading.BoundedSemaphore(count)
             else:

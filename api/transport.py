@@ -30,7 +30,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from . import __version__
 from .billing import NOT_BILLED, Billing, Sent, maybe, tag
 from .config import Endpoint
-from .errors import Interrupted, WanAPIError, WanConnectionError, WanTimeoutError, api_error
+from .errors import ConfigError, Interrupted, WanAPIError, WanConnectionError, WanTimeoutError, api_error
 from .request import json_bytes
 from .secrets import ApiKey, get_logger, redact
 from .waiting import pause
@@ -65,23 +65,83 @@ class _TrackedHTTPSConnection(_SendTracking, HTTPSConnection):
     pass
 
 
-class _TrackedHTTPPool(HTTPConnectionPool):
+class _QuietTracking:
+    """Pools that know how long each of their connections has been quiet (since its last answer was read and
+    it came back to the pool), and never hand one quiet longer than `_wire.fresh_after` seconds to a billable
+    request: it is closed, and the request connects anew. Per connection, whatever the other connections of
+    the session did meanwhile, and for every pool: direct, through an HTTP proxy (a CONNECT tunnel for
+    https), through a SOCKS proxy."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        fresh_after = getattr(_wire, "fresh_after", None)
+        quiet_since = getattr(conn, "_wan_quiet_since", None)
+        if (fresh_after is not None and quiet_since is not None and getattr(conn, "sock", None) is not None
+                and time.monotonic() - quiet_since > fresh_after):
+            log.debug("a pooled connection quiet for %.0f s is not trusted with a billable body; connecting anew",
+                      time.monotonic() - quiet_since)
+            conn.close()
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn._wan_quiet_since = time.monotonic()
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _TrackedHTTPPool(_QuietTracking, HTTPConnectionPool):
     ConnectionCls = _TrackedHTTPConnection
 
 
-class _TrackedHTTPSPool(HTTPSConnectionPool):
+class _TrackedHTTPSPool(_QuietTracking, HTTPSConnectionPool):
     ConnectionCls = _TrackedHTTPSConnection
+
+
+_TRACKED_POOLS = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+_socks_pools: dict[str, type] | None = None
+
+
+def _tracked_socks_pools() -> dict[str, type]:
+    """The SOCKS pools, tracked the same way (built on first use: they need PySocks, an optional extra)."""
+    global _socks_pools
+    if _socks_pools is None:
+        from urllib3.contrib.socks import (
+            SOCKSConnection, SOCKSHTTPConnectionPool, SOCKSHTTPSConnection, SOCKSHTTPSConnectionPool,
+        )
+
+        connection = type("_TrackedSOCKSConnection", (_SendTracking, SOCKSConnection), {})
+        tls_connection = type("_TrackedSOCKSHTTPSConnection", (_SendTracking, SOCKSHTTPSConnection), {})
+        _socks_pools = {
+            "http": type("_TrackedSOCKSHTTPPool", (_QuietTracking, SOCKSHTTPConnectionPool),
+                         {"ConnectionCls": connection}),
+            "https": type("_TrackedSOCKSHTTPSPool", (_QuietTracking, SOCKSHTTPSConnectionPool),
+                          {"ConnectionCls": tls_connection}),
+        }
+    return _socks_pools
 
 
 class _TrackingAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(_TRACKED_POOLS)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if hasattr(manager, "pool_classes_by_scheme"):
-            manager.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+        socks = proxy.lower().startswith("socks")
+        try:
+            manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        except requests.exceptions.InvalidSchema:
+            if not socks:
+                raise
+            # requests says only "Missing dependencies for SOCKS support"; say which, and that nothing left.
+            # (Never the proxy's URL: it may carry a password.)
+            raise ConfigError(f"the proxy in HTTPS_PROXY / HTTP_PROXY / ALL_PROXY is a SOCKS proxy "
+                              f"({proxy.split(':', 1)[0]}://…), which needs PySocks: pip install PySocks (the "
+                              "pack's optional `socks` extra). Nothing was sent.") from None
+        if getattr(manager, "_wan_tracked", False):
+            return manager
+        # SOCKS pools keep their own connection classes (which carry the SOCKS options), tracked the same way.
+        manager.pool_classes_by_scheme = dict(_tracked_socks_pools() if socks else _TRACKED_POOLS)
+        manager._wan_tracked = True
         return manager
 
 
@@ -166,7 +226,10 @@ def _retry_after(response: requests.Response) -> float | None:
 
 # ---- the transport ----------------------------------------------------------------------------------------
 
-STALE_AFTER_S = 30.0   # a pooled connection quiet this long is not trusted with a billable body
+# A pooled connection quiet this long is not trusted with a billable body: after a laptop's sleep, or a NAT or
+# VPN that forgot it, it may be dead without knowing it, and a body written into it would count as sent
+# ("maybe billed", never resent). A fresh connection costs a handshake; a lost picture costs money.
+STALE_AFTER_S = 30.0
 
 OnRetry = Callable[[int, float, str], None]
 
@@ -178,22 +241,8 @@ class Transport:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     session: requests.Session = field(default_factory=new_session)
-    # When the session last heard from the service (monotonic seconds; 0: never).
-    last_answer: float = 0.0
-
-    def _fresh_connection_for_billable(self) -> None:
-        """A connection idle for a while may be dead without knowing it (a laptop that slept, a NAT or VPN
-        that forgot it): a billable body written into it would count as sent, and a failure after that is
-        "maybe billed" and never resent. So when the session has been quiet, idle pooled connections are
-        dropped first (connections in use by other requests are not touched)."""
-        if time.monotonic() - self.last_answer > STALE_AFTER_S:
-            for adapter in set(self.session.adapters.values()):
-                pools = adapter.poolmanager.pools
-                for key in list(pools.keys()):
-                    pool = pools.get(key)
-                    if pool is not None:
-                        pool.close()   # closes the idle connections; one in use is closed when it is returned
-                adapter.poolmanager.clear()
+    # How long a pooled connection may have been quiet and still carry a billable body (None: STALE_AFTER_S).
+    stale_after: float | None = None
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         # Built per request, never stored on the session: a session's default headers would follow a
@@ -220,8 +269,6 @@ class Transport:
         the body cannot have reached the service, maybe when it may have; `sent` is marked once it may."""
         url = self.endpoint.url(path)
         payload = None if json_body is None else json_bytes(json_body)
-        if billable:
-            self._fresh_connection_for_billable()
         try:
             return self._request(method, path, url, payload, headers, billable, read_timeout, stream, cancel,
                                  on_retry, sent)
@@ -244,6 +291,8 @@ class Transport:
             attempt += 1
             _wire.connected = False
             _wire.body_sent = False
+            # Read by the pools when they pick a connection for this request (see _QuietTracking).
+            _wire.fresh_after = (STALE_AFTER_S if self.stale_after is None else self.stale_after) if billable else None
             if cancel is not None and cancel.is_set():
                 raise Interrupted("stopped by the user before the request was sent")
             try:
@@ -262,7 +311,6 @@ class Transport:
                     pause(wait, cancel, "waiting to retry")
                     continue
                 raise self._connection_error(exc, failure, billable, attempt) from None
-            self.last_answer = time.monotonic()
             # An answer settles this attempt: what the status says, not "the body went out", decides it.
             _wire.body_sent = False
             if sent is not None:

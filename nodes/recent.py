@@ -53,11 +53,9 @@ class WanRecentResults(io.ComfyNode):
     async def execute(cls, pick: int = 1, region: str = "default") -> io.NodeOutput:
         node_id = getattr(cls.hidden, "unique_id", None)
 
-        def work(cancel: Any, on_progress: Any) -> Any:
-            client = runner.client_for(region or "default")
-            return fetch(client, pick, cancel=cancel, on_progress=on_progress)
-
-        result, rec, entries = await runner.run_call(node_id, "Wan Recent Results", work)
+        result, rec, entries = await runner.run_call(
+            node_id, "Wan Recent Results", "fetch", region or "default",
+            lambda client, cancel, on_progress: fetch(client, pick, cancel=cancel, on_progress=on_progress))
         images, sizes = await runner.in_thread(to_image_tensor, [img.pixels for img in result.images])
         info = describe(result)
         info["recent"] = {"pick": pick, "answer_id": rec.id, "created": rec.created, "prompt": rec.prompt}

@@ -43,10 +43,13 @@ def free_port() -> int:
 class ComfyHost:
     def __init__(self, env: dict[str, str] | None = None, *, port: int | None = None,
                  extra_args: list[str] | None = None, base_dir: Path | None = None, frontend: bool = False,
-                 front_end_root: Path | str | None = None) -> None:
+                 front_end_root: Path | str | None = None, extra_nodes: list[Path | str] | None = None,
+                 open_files: int | None = None) -> None:
         # frontend: serve ComfyUI's real web page (comfyui-frontend-package, see scripts/setup_browser.sh)
         # instead of an empty stand-in page. front_end_root: another frontend's static folder (the newest one
-        # tested, see browser_support.FRONTENDS); None is the version the host pins.
+        # tested, see browser_support.FRONTENDS); None is the version the host pins. extra_nodes: more
+        # custom node folders (e.g. a test's own local nodes), linked into custom_nodes beside the pack.
+        # open_files: the server's limit on open files (`ulimit -n`; macOS's default is 256).
         self.frontend = frontend or front_end_root is not None
         self.front_end_root = str(front_end_root) if front_end_root else None
         self.port = port or free_port()
@@ -59,6 +62,8 @@ class ComfyHost:
         # Several servers may share one base directory (one ComfyUI folder, one server per GPU): one log each.
         self.log_path = self.base / ("server.log" if self._own_base else f"server-{self.port}.log")
         self.client_id = uuid.uuid4().hex
+        self.extra_nodes = [Path(p).resolve() for p in (extra_nodes or [])]
+        self.open_files = open_files
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -72,6 +77,10 @@ class ComfyHost:
         link = self.base / "custom_nodes" / PACK_DIR_NAME
         if not link.exists():
             link.symlink_to(ROOT, target_is_directory=True)
+        for folder in self.extra_nodes:
+            extra = self.base / "custom_nodes" / folder.name
+            if not extra.exists():
+                extra.symlink_to(folder, target_is_directory=True)
 
     def start(self, timeout: float = 120.0) -> "ComfyHost":
         self.prepare()
@@ -86,7 +95,8 @@ class ComfyHost:
                   [] if self.frontend else ["--front-end-root", str(self.base / "web")]),
                 "--database-url", "sqlite:///:memory:", "--disable-auto-launch", *self.extra_args]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, cwd=str(self.base), env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, cwd=str(self.base), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=self._limits if self.open_files else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -98,6 +108,12 @@ class ComfyHost:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"ComfyUI did not come up in {timeout:.0f} s:\n{self.log()[-4000:]}")
+
+    def _limits(self) -> None:   # in the child, before ComfyUI starts
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, hard))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
