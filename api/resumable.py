@@ -139,7 +139,12 @@ class Resumable:
         self._settle(rec, result.billing, spend)
         if not download:
             return result
-        return self._fetch_and_keep(rec, result, emit, cache_key(self.scope, fingerprint))
+        result = self._fetch_and_keep(rec, result, emit, cache_key(self.scope, fingerprint))
+        if cancel is not None and cancel.is_set() and result.images:
+            log.warning("%s %s: the run was stopped by the user, but its answer had already been paid for: %d "
+                        "picture(s) kept in the result cache; a %r node (or the same graph queued again) gets "
+                        "them, sending nothing", req.model, req.mode, len(result.images), RECENT_NODE)
+        return result
 
     # ---- sync and stream ---------------------------------------------------------------------------
 
