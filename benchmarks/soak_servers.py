@@ -463,6 +463,11 @@ def run(emulator_module: Any, key: str, rounds: int, log: Any = print) -> tuple[
     four_peak_ok = all(rows[sc.name]["peak"] <= 4 for sc in plan if sc.env.get("WAN_MAX_CONCURRENT") == "4")
     # The ledger may count a cut request as unsure, never fewer pictures than the service billed.
     ledger_ok = all(t.get("billed", 0) + t.get("unsure", 0) >= billed_by_group[g] for g, t in ledgers.items())
+    # Where every billed picture reached the pack (nothing lost in transit), the ledger must be exact: a
+    # request settled by one server must not stay counted as unsure for the other (a server killed).
+    for g, t in ledgers.items():
+        if sum(rows[sc.name]["transit"] for sc in plan if sc.group == g) == 0:
+            ledger_ok = ledger_ok and t.get("billed", 0) == billed_by_group[g] and not t.get("unsure", 0)
     ok = (multi == 0 and total["lost"] == 0 and unclear == 0 and total["over"] == 0 and four_peak_ok
           and locked_logs == 0 and killed >= 1 and ledger_ok)
     return ok, "\n".join(lines)
