@@ -111,7 +111,7 @@ def attempt(m, node_class, call: dict) -> tuple[str, str, int]:
         out = asyncio.run(node_class.execute(**call))
         return "succeeded", "", int(out.args[0].shape[0])
     except m.api.WanError as exc:
-        return "failed, clear error", f"{type(exc).__name__}: {str(exc)[:300]}", 0
+        return "failed, clear error", f"{type(exc).__name__}: {str(exc)[:600]}", 0
     except Exception as exc:  # noqa: BLE001 - an unclear failure is exactly what we count here
         return "failed, UNCLEAR", f"{type(exc).__name__}: {exc}", 0
 
@@ -247,8 +247,8 @@ def main() -> int:
               f"{len(again)} first attempts failed with a clear error and {second_ok} of {len(again)} runs "
               f"queued again once it was over delivered the pictures, with {new} new creations")
         example = next((r["first"][1] for r in again if r["first"][0] == "failed, clear error"), "")
-        if example:
-            print(f"  the first attempt's error: {example[:300]}")
+        if example:   # without its ids (request, task, endpoint)
+            print(f"  the first attempt's error: {example.split(' (request_id ')[0]}")
         for r in again:
             if r["first"][0] != "failed, clear error":
                 print("FIRST ATTEMPT NOT A CLEAR FAILURE:", r["name"], r["first"])
