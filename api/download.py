@@ -106,8 +106,10 @@ class Downloader:
                 now = time.monotonic()
                 first_failure = first_failure or now
                 if attempt >= self.retry.attempts and now - first_failure >= self.patience:
+                    # What the result host said ("HTTP 503"), or the network error's own name.
+                    said = str(exc) if isinstance(exc, _Transient) else f"{type(exc).__name__}: {exc}"
                     raise DownloadError(f"could not fetch {_describe_url(url)} after {attempt} tries in "
-                                        f"{now - first_failure:.0f} s ({type(exc).__name__}: {exc})") from None
+                                        f"{now - first_failure:.0f} s ({said})") from None
                 wait = self.retry.delay(attempt)
                 log.info("download of %s failed (%s); retrying in %.1f s", _describe_url(url), exc, wait)
                 pause(wait, cancel, "waiting to retry a download")

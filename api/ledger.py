@@ -320,6 +320,9 @@ class Ledger:
         def work(db: sqlite3.Connection) -> None:
             if reservation is not None:
                 db.execute("DELETE FROM reservations WHERE id=?", (reservation.id,))
+            # The request's reservation in another process (one that died with it in flight, its task resumed
+            # here from the journal): settled now, so a later sweep must not turn it into an unsure entry too.
+            db.execute("DELETE FROM reservations WHERE account=? AND answer_id=?", (entry.account, entry.answer_id))
             db.execute("DELETE FROM billed WHERE account=? AND answer_id=?", (entry.account, entry.answer_id))
             if entry.task_id:
                 # Unsure entries of journals before 0.3 name the task, not the answer.

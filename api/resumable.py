@@ -291,7 +291,8 @@ class Resumable:
                     urls, on_done=lambda done: emit("downloading", images_done=done, images_total=len(urls)))
             except WanError as exc:
                 raise DownloadError(
-                    f"{len(urls)} picture(s) were made and paid for, but fetching them failed ({exc}). They are "
+                    f"{len(urls)} picture(s) were made and paid for, but fetching them failed "
+                    f"({getattr(exc, 'detail', exc)}). They are "
                     f"recorded: within 24 h, queue this graph again unchanged, or add a {RECENT_NODE!r} node, to "
                     "fetch them without paying again", request_id=result.request_id, task_id=result.task_id,
                     endpoint=self.calls.endpoint) from None

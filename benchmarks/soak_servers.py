@@ -5,6 +5,13 @@ graph's independent async nodes together, so 8 requests are in flight), with fau
 for whichever requests meet them. Scenarios:
 
   clean / 429 + resets / cut streams / failed tasks   two servers, WAN_MAX_CONCURRENT=4 between them
+  same graph + outage / + UNKNOWN                     both servers are sent the IDENTICAL graph (the same 4
+                                                      Wan nodes, prompts and seeds) at the same moment, with
+                                                      the result host down for 5 s (under the pack's default
+                                                      patience of 30 s) or the next 6 task queries answered
+                                                      UNKNOWN: one creation per request, made by whichever
+                                                      server takes its request lock first; the other follows
+                                                      it through the shared journal, and both get the pictures
   server killed mid-task                              one server is killed while its 4 tasks run at the
                                                       service; its graph is queued again on the other
                                                       server (which finds the tasks in the shared journal),
@@ -12,7 +19,8 @@ for whichever requests meet them. Scenarios:
   daily limit crossed                                 WAN_DAILY_IMAGE_LIMIT on both servers, crossed in the
                                                       second round by 8 nodes at once
 
-A logical request is one Wan node's request (its own prompt, so its own fingerprint at the emulator). When a
+A logical request is one Wan node's request (its own prompt, so its own fingerprint at the emulator); in the
+identical-graph scenarios a logical request is the pair of nodes, one per server, that share a prompt. When a
 node fails, ComfyUI stops the rest of that graph, and the siblings still running finish in the background
 (the pack fetches and caches their results); once the service is quiet, the siblings whose pictures were not
 saved are queued again (faults cleared), and must come back without a new creation. The emulator counts
@@ -60,11 +68,14 @@ class Scenario:
     env: dict[str, str]
     group: str
     kill: bool = False
+    same: bool = False               # both servers get the identical graph (their nodes share labels)
     nodes: list[Node] = field(default_factory=list)
     seconds: float = 0.0
     first_seq: int = 0
     last_seq: int = 0
     killed: int = 0
+    faults_met: Counter = field(default_factory=Counter)   # fault kind -> requests it hit
+    served: Counter = field(default_factory=Counter)       # how the servers' logs say requests were answered
 
 
 def scenarios(rounds: int) -> list[Scenario]:
@@ -83,6 +94,11 @@ def scenarios(rounds: int) -> list[Scenario]:
         Scenario("2 servers: failed tasks", "t2i",
                  [{"kind": "task_failed", "code": "DataInspectionFailed",
                    "message": "Output data may contain inappropriate content.", "times": 2}], four, "a"),
+        Scenario("2 servers: same graph + outage", "t2i",
+                 [{"kind": "http", "on": "download", "status": 503, "code": "ServiceUnavailable",
+                   "for_seconds": 5}], four, "a", same=True),
+        Scenario("2 servers: same graph + UNKNOWN", "t2i",
+                 [{"kind": "task_unknown", "on": "query", "times": 6}], four, "a", same=True),
         # All 8 sent at once (8 slots), so that a kill finds every task of the killed server created.
         Scenario("2 servers: server killed", "t2i",
                  [{"kind": "http", "status": 429, "code": "Throttling.RateQuota", "retry_after": 1, "times": 2}],
@@ -90,6 +106,20 @@ def scenarios(rounds: int) -> list[Scenario]:
         Scenario(f"2 servers: daily limit {LIMIT}", "t2i", [],
                  {**four, "WAN_DAILY_IMAGE_LIMIT": str(LIMIT)}, "c"),
     ]
+
+
+def met(backend: Any, fault: Any, initial_times: int) -> int:
+    """How many requests an armed fault has hit so far: an outage (for_seconds) every download or query in
+    its window; any other, the times it was used. Call it before the fault is cleared."""
+    if fault.for_seconds <= 0:
+        return initial_times - max(0, fault.times)
+    if fault.started is None:
+        return 0
+    end = min(fault.started + fault.for_seconds, backend.now())
+    with backend.lock:
+        if fault.on == "download":
+            return sum(1 for d in backend.downloads if fault.started <= d["time"] < end)
+        return sum(1 for e in backend.log if e.get("kind") == fault.on and fault.started <= e["time"] < end)
 
 
 def wan_node(kind: str, prompt: str, seed: int) -> dict[str, Any]:
@@ -213,13 +243,15 @@ def ended_at_service(backend: Any, node: Node) -> bool:
 
 def run_scenario(sc: Scenario, pair: Pair, backend: Any, rounds: int, log: Any) -> None:
     sc.first_seq = len(backend.log)
+    log_from = [len(host.log()) for host in pair.hosts]
     started = time.monotonic()
     for r in range(rounds):
         with backend.lock:
             backend.faults.clear()
-        for fault in sc.faults:
-            backend.add_fault(dict(fault))
-        batches = [[Node(f"{sc.name} r{r} s{s} n{i}", sc.kind) for i in range(4)] for s in range(2)]
+        armed = [(backend.add_fault(dict(fault)), fault.get("times", 1)) for fault in sc.faults]
+        # Identical graphs: each server's node i carries the same label (prompt), so one logical request.
+        batches = [[Node(f"{sc.name} r{r}{'' if sc.same else f' s{s}'} n{i}", sc.kind) for i in range(4)]
+                   for s in range(2)]
         sc.nodes += [n for batch in batches for n in batch]
         ids = [host.queue(graph_of(batch, 0)) for host, batch in zip(pair.hosts, batches)]
         entries: list[dict[str, Any] | None] = [None, None]
@@ -247,6 +279,8 @@ def run_scenario(sc: Scenario, pair: Pair, backend: Any, rounds: int, log: Any) 
         # Siblings of a failed node that ComfyUI stopped waiting for: their pictures were fetched and kept
         # by the pack; queue them again (faults cleared) once the service is quiet.
         with backend.lock:
+            for fault, times in armed:
+                sc.faults_met[f"{fault.kind} on {fault.on}"] += met(backend, fault, times)
             backend.faults.clear()
         for s, batch in enumerate(batches):
             quiet(backend)
@@ -259,6 +293,11 @@ def run_scenario(sc: Scenario, pair: Pair, backend: Any, rounds: int, log: Any) 
                 rest = [n for n in rest if n.verdict == "pending"]
     quiet(backend, seconds=1.0)
     sc.seconds = time.monotonic() - started
+    text = "".join(host.log()[start:] for host, start in zip(pair.hosts, log_from))
+    # The pack's own log lines (api/resumable.py): a task another run created, found in the journal; a
+    # result another run fetched, found in the cache.
+    sc.served["followed a task from the journal"] = text.count("instead of creating a new one")
+    sc.served["answered from the result cache"] = text.count("from the result cache (no request sent)")
     sc.last_seq = len(backend.log)
 
 
@@ -277,9 +316,10 @@ def account(sc: Scenario, backend: Any) -> dict[str, Any]:
             by_label[match.group(1)].append(e)
     row = Counter()
     intervals = []
-    for node in sc.nodes:
+    announced_by_label: dict[str, int] = {}
+    for label in dict.fromkeys(node.label for node in sc.nodes):   # each logical request once
         created, canceled = [], 0
-        for e in by_label.get(node.label, []):
+        for e in by_label.get(label, []):
             task = tasks.get(e.get("task_id", ""))
             if task is not None and task.canceled_at is not None and task.finished is None:
                 # Canceled while still queued at the service (the pack cancels a PENDING task when its run
@@ -299,16 +339,21 @@ def account(sc: Scenario, backend: Any) -> dict[str, Any]:
                     announced += billed_by_request[e["request_id"]]
             else:
                 announced += e.get("images_announced", 0)
+        announced_by_label[label] = announced
+        row["requests"] += 1
         row["canceled"] += canceled
-        row["runs"] += 1
-        row["siblings"] += node.sibling
-        row[node.verdict] += 1
         row["creations"] += len(created)
         row["multi"] += len(created) > 1
         row["billed"] += billed
-        row["delivered"] += node.delivered
-        row["lost"] += max(0, announced - node.delivered)
         row["transit"] += billed - announced
+    for node in sc.nodes:
+        # Every node that asked for a logical request's pictures must get them (in the identical-graph
+        # scenarios, both servers' nodes).
+        row["runs"] += 1
+        row["siblings"] += node.sibling
+        row[node.verdict] += 1
+        row["delivered"] += node.delivered
+        row["lost"] += max(0, announced_by_label[node.label] - node.delivered)
     # The most generations at once at the service, leaving out tasks whose id never reached the pack (the
     # answer to their creation was cut): no client can know they run, so the pack frees their slot.
     known = [(a, b) for a, b, lost in intervals if not lost]
@@ -345,6 +390,8 @@ def run(emulator_module: Any, key: str, rounds: int, log: Any = print) -> tuple[
     try:
         for group in ("a", "b", "c"):
             members = [sc for sc in plan if sc.group == group]
+            if not members:
+                continue
             pair = Pair({**env, **members[0].env})
             try:
                 backend.configure(service_time=2.5 if members[0].kill else 0.6)
@@ -386,7 +433,8 @@ def run(emulator_module: Any, key: str, rounds: int, log: Any = print) -> tuple[
         "judged by the service's record: their task FAILED or their answer was cut)",
         f"failed without a clear error: {unclear}",
         "billable creations per logical request: " + ("exactly 1" if not multi else f"MORE THAN 1 in {multi}") +
-        f" wherever the service accepted one ({total['creations']} creations)",
+        f" wherever the service accepted one ({total['creations']} creations for {total['requests']} logical "
+        "requests: in the same-graph scenarios both servers' nodes with one prompt are one request)",
         f"results lost: {total['lost']}",
         f"pictures billed over the daily limit: {total['over']}",
         f"tasks canceled while still queued (a run stopped; nothing made or billed), not counted as creations: "
@@ -400,6 +448,11 @@ def run(emulator_module: Any, key: str, rounds: int, log: Any = print) -> tuple[
             f"billed + {t.get('unsure', 0)} unsure, service {billed_by_group[g]}" for g, t in ledgers.items()),
     ]
     for sc in plan:
+        if sc.same:
+            lines.append(f"{sc.name}: the faults hit " + ", ".join(
+                f"{count} {what}" for what, count in sc.faults_met.items()) + " requests; the servers' logs: " +
+                ", ".join(f"{what} {count}" for what, count in sc.served.items()))
+    for sc in plan:
         for node in sc.nodes:
             if node.verdict == "clear":
                 log(f"clear error: {node.label}: {node.error}")
@@ -410,6 +463,11 @@ def run(emulator_module: Any, key: str, rounds: int, log: Any = print) -> tuple[
     four_peak_ok = all(rows[sc.name]["peak"] <= 4 for sc in plan if sc.env.get("WAN_MAX_CONCURRENT") == "4")
     # The ledger may count a cut request as unsure, never fewer pictures than the service billed.
     ledger_ok = all(t.get("billed", 0) + t.get("unsure", 0) >= billed_by_group[g] for g, t in ledgers.items())
+    # Where every billed picture reached the pack (nothing lost in transit), the ledger must be exact: a
+    # request settled by one server must not stay counted as unsure for the other (a server killed).
+    for g, t in ledgers.items():
+        if sum(rows[sc.name]["transit"] for sc in plan if sc.group == g) == 0:
+            ledger_ok = ledger_ok and t.get("billed", 0) == billed_by_group[g] and not t.get("unsure", 0)
     ok = (multi == 0 and total["lost"] == 0 and unclear == 0 and total["over"] == 0 and four_peak_ok
           and locked_logs == 0 and killed >= 1 and ledger_ok)
     return ok, "\n".join(lines)

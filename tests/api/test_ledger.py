@@ -151,6 +151,29 @@ def test_a_dead_process_reservation_stays_counted_as_unsure(tmp_path, monkeypatc
     assert "of which unsure" not in report_text(ledger.summary())
 
 
+def test_a_dead_process_task_settled_by_another_before_any_sweep_is_counted_once(tmp_path, monkeypatch):
+    """The other order: a server dies with its task running; the other server (same folder) resumes the task
+    from the journal and settles it BEFORE anyone sweeps the dead server's reservation. The later sweep must
+    not add an unsure entry for a request already settled: it would count the pictures twice against the
+    daily limit."""
+    monkeypatch.setenv("WAN_DAILY_IMAGE_LIMIT", "5")
+    died = run_python("""
+        import sys, os
+        sys.path.insert(0, ".")
+        from pathlib import Path
+        from api.ledger import Ledger
+        Ledger(Path(sys.argv[1])).reserve("acct", "e", "wan2.7-image", 2, fingerprint="f" * 64, answer_id="a1")
+        os._exit(0)   # killed with the request in flight
+    """, str(tmp_path))
+    assert died.returncode == 0, died.stderr
+    ledger = Ledger(tmp_path)
+    ledger.settle(Entry(answer_id="a1", account="acct", endpoint="e", region=None, model="wan2.7-image",
+                        max_pictures=2, request_id="req", task_id="task-1"), made(2))
+    # The next reservation sweeps what the dead process left: 2 billed + 3 more fits a limit of 5.
+    ledger.reserve("acct", "e", "wan2.7-image", 3)
+    assert [(r["pictures"], r["status"]) for r in ledger.entries()] == [(2, "billed")]
+
+
 def test_outcomes_release_or_keep_what_may_have_been_billed(emulator, tmp_path, monkeypatch):
     monkeypatch.setenv("WAN_DAILY_IMAGE_LIMIT", "100")
     client = make_client(emulator, store=Store(tmp_path))

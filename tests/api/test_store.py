@@ -92,8 +92,13 @@ def test_a_failed_download_is_fetched_again_from_the_same_task(emulator, tmp_pat
                                 "times": 10})
     flaky = make_client(emulator, store=Store(tmp_path),
                         downloader=Downloader(retry=RetryPolicy(attempts=2, backoff=0.01)))
-    with pytest.raises(errors.DownloadError):
+    with pytest.raises(errors.DownloadError) as failed:
         flaky.generate(edit())
+    # In plain words: what the result host answered, and that the pictures are recorded (not the
+    # downloader's internal exception names).
+    message = str(failed.value)
+    assert "2 picture(s) were made and paid for" in message and "(HTTP 500)" in message, message
+    assert "_Transient" not in message and ".)." not in message, message
     with emulator.backend.lock:
         emulator.backend.faults.clear()
     result = make_client(emulator, store=Store(tmp_path)).generate(edit())
