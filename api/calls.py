@@ -74,7 +74,7 @@ class PollSchedule:
 @dataclass(frozen=True)
 class Call:
     """One of the service's calls as it goes on the wire. ServiceCalls sends it under THE RULE and reads the
-    answer; the probe (api/probe.py) sends the same call once and compares the answers as they came."""
+    answer; the probe (api/probe/) sends the same call once and compares the answers as they came."""
 
     method: str
     path: str
