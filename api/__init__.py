@@ -38,16 +38,18 @@ from .store import Store
 from .transport import RetryPolicy, Timeouts
 from .workers import Workers
 
-# The ledger's names, imported on first use: importing api.ledger with the package would make
-# `python -m api.ledger` run a second copy of the module (runpy's RuntimeWarning).
-_LEDGER_NAMES = {"ENV_DAILY_BUDGET": "ENV_DAILY_BUDGET", "ENV_DAILY_LIMIT": "ENV_DAILY_LIMIT",
-                 "DailyLimitError": "DailyLimitError", "open_ledger": "open_ledger", "report_text": "report_text",
-                 "usage_chart": "chart"}
+# The ledger's names, imported on first use: ComfyUI's start-up needs none of them; the store comes with a
+# node's first run, the report (and Pillow, for its chart) only with WanUsage.
+_LEDGER_NAMES = {"ENV_DAILY_BUDGET": ("ledger", "ENV_DAILY_BUDGET"), "ENV_DAILY_LIMIT": ("ledger", "ENV_DAILY_LIMIT"),
+                 "DailyLimitError": ("ledger", "DailyLimitError"), "open_ledger": ("ledger", "open_ledger"),
+                 "usage_summary": ("ledger.report", "summary"), "report_text": ("ledger.report", "report_text"),
+                 "usage_chart": ("ledger.report", "chart")}
 
 
 def __getattr__(name: str):
     if name in _LEDGER_NAMES:
-        from . import ledger
+        import importlib
 
-        return getattr(ledger, _LEDGER_NAMES[name])
+        module, attr = _LEDGER_NAMES[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
     raise AttributeError(f"module 'api' has no attribute {name!r}")

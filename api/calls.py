@@ -30,10 +30,10 @@ from .errors import (
 )
 from .models import IMAGE_SYNTHESIS, SYNC
 from .ratelimit import TokenBucket
-from .request import WanRequest
+from .request import WanRequest, json_bytes
 from .result import Emitter, WanResult
 from .secrets import get_logger
-from .sse import SSEParser
+from .sse import events
 from .transport import Transport
 from .waiting import pause
 
@@ -42,6 +42,7 @@ log = get_logger("wan.client")
 SYNC_PATH = "services/aigc/multimodal-generation/generation"
 ASYNC_PATH = "services/aigc/image-generation/generation"
 IMAGE_SYNTHESIS_PATH = "services/aigc/image2image/image-synthesis"
+STREAM_HEADERS = {"X-DashScope-Sse": "enable", "Accept": "text/event-stream", "Accept-Encoding": "identity"}
 
 # What a broken connection looks like while a stream is read, across requests, urllib3 1.26-2.x and
 # http.client. Anything else (AttributeError, TypeError, ...) is a bug and surfaces as one, never as a
@@ -70,6 +71,61 @@ class PollSchedule:
         return self.slow
 
 
+@dataclass(frozen=True)
+class Call:
+    """One of the service's calls as it goes on the wire. ServiceCalls sends it under THE RULE and reads the
+    answer; the probe (api/probe/) sends the same call once and compares the answers as they came."""
+
+    method: str
+    path: str
+    read_timeout: str                      # the name of its read timeout in Timeouts
+    body: Any = None
+    headers: dict[str, str] | None = None
+    billable: bool = False
+    stream: bool = False
+
+
+def sync_call(req: WanRequest) -> Call:
+    return Call("POST", SYNC_PATH, "sync_read", req.body, billable=True)
+
+
+def stream_call(req: WanRequest) -> Call:
+    body = copy.deepcopy(req.body)
+    # The SDK sends only the header; the newest reference also shows parameters.stream. Send both.
+    body.setdefault("parameters", {})["stream"] = True
+    return Call("POST", SYNC_PATH, "stream_idle", body, STREAM_HEADERS, billable=True, stream=True)
+
+
+def create_call(req: WanRequest) -> Call:
+    path = IMAGE_SYNTHESIS_PATH if req.protocol == IMAGE_SYNTHESIS else ASYNC_PATH
+    return Call("POST", path, "create_read", req.body, {"X-DashScope-Async": "enable"}, billable=True)
+
+
+def query_call(task_id: str) -> Call:
+    return Call("GET", f"tasks/{task_id}", "query_read")
+
+
+def cancel_call(task_id: str) -> Call:
+    return Call("POST", f"tasks/{task_id}/cancel", "query_read")
+
+
+def send_once(transport: Transport, call: Call, headers: dict[str, str | None] | None = None) -> requests.Response:
+    """`call` sent once through the transport's session, with its headers (the key's among them) and
+    timeouts, and its answer returned as it came, any status, unread: for the probe, which compares answers
+    and must see the service's refusals as they are. Never for paid work: no retry, and no billing is
+    decided. `headers` go over the call's; a None value drops one (requests leaves out a header set to
+    None), as the probe's "no key" does with Authorization."""
+    timeouts = transport.timeouts
+    return transport.session.request(
+        call.method, transport.endpoint.url(call.path), data=None if call.body is None else json_bytes(call.body),
+        headers=transport.headers({**(call.headers or {}), **(headers or {})}), stream=call.stream,
+        timeout=(timeouts.connect, getattr(timeouts, call.read_timeout)), allow_redirects=False)
+
+
+def media_type(response: requests.Response) -> str:
+    return response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
 def reader(response: requests.Response) -> Callable[[int], bytes]:
     """`read(n)` returning what has arrived (up to n bytes) without waiting for all n: a stream's frames
     must reach the user as they come. urllib3 has `read1` only from 2.2; before it, the http.client response
@@ -91,15 +147,20 @@ class ServiceCalls:
         self.max_wait = max_wait
         self.query_failure_budget = query_failure_budget
 
+    def _send(self, call: Call, cancel: threading.Event | None = None, emit: Emitter | None = None,
+              sent: Sent | None = None) -> requests.Response:
+        return self.transport.request(
+            call.method, call.path, json_body=call.body, headers=call.headers, billable=call.billable,
+            stream=call.stream, read_timeout=getattr(self.transport.timeouts, call.read_timeout), cancel=cancel,
+            on_retry=emit.retry if emit is not None else None, sent=sent)
+
     # ---- sync and streaming ----------------------------------------------------------------------------
 
     def sync(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter) -> WanResult:
         sent = Sent()
         try:
             emit("sending")
-            response = self.transport.request(
-                "POST", SYNC_PATH, json_body=req.body, billable=True,
-                read_timeout=self.transport.timeouts.sync_read, cancel=cancel, on_retry=emit.retry, sent=sent)
+            response = self._send(sync_call(req), cancel, emit, sent)
             return answers.sync_result(req, answers.json_object(response, self.endpoint), SYNC, self.endpoint,
                                        response.status_code)
         except BaseException as exc:
@@ -117,30 +178,20 @@ class ServiceCalls:
 
     def _stream(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter,
                 on_picture: Callable[[WanResult], None] | None, sent: Sent) -> WanResult:
-        body = copy.deepcopy(req.body)
-        # The SDK sends only the header; the newest reference also shows parameters.stream. Send both.
-        body.setdefault("parameters", {})["stream"] = True
         emit("sending")
-        response = self.transport.request(
-            "POST", SYNC_PATH, json_body=body, billable=True, stream=True,
-            headers={"X-DashScope-Sse": "enable", "Accept": "text/event-stream", "Accept-Encoding": "identity"},
-            read_timeout=self.transport.timeouts.stream_idle, cancel=cancel, on_retry=emit.retry, sent=sent)
-        if response.headers.get("Content-Type", "").split(";")[0].strip().lower() == "application/json":
+        response = self._send(stream_call(req), cancel, emit, sent)
+        if media_type(response) == "application/json":
             # The service may answer a stream request with one JSON body: that is a sync answer, and its
             # pictures are paid for.
             with response:
                 return answers.sync_result(req, answers.json_object(response, self.endpoint), SYNC, self.endpoint,
                                            response.status_code)
         assembler = StreamAssembler(req, self.endpoint, emit, on_picture)
-        parser = SSEParser()
-        read = reader(response)
         with _CloseOnCancel(response, cancel) as watch:
             try:
-                while not assembler.finished:
-                    chunk = read(65536)
-                    for event in parser.feed(chunk) if chunk else parser.finish():
-                        assembler.take(event)
-                    if not chunk:
+                for event in events(reader(response)):
+                    assembler.take(event)
+                    if assembler.finished:
                         break
             except WanError:
                 raise
@@ -173,13 +224,10 @@ class ServiceCalls:
 
     def create_task(self, req: WanRequest, cancel: threading.Event | None, emit: Emitter) -> tuple[str, str | None]:
         """Create the task (billable). Returns (task_id, request_id)."""
-        path = IMAGE_SYNTHESIS_PATH if req.protocol == IMAGE_SYNTHESIS else ASYNC_PATH
         sent = Sent()
         try:
             emit("sending")
-            response = self.transport.request(
-                "POST", path, json_body=req.body, headers={"X-DashScope-Async": "enable"}, billable=True,
-                read_timeout=self.transport.timeouts.create_read, cancel=cancel, on_retry=emit.retry, sent=sent)
+            response = self._send(create_call(req), cancel, emit, sent)
             data = answers.json_object(response, self.endpoint)
             task_id = (data.get("output") or {}).get("task_id")
             if not task_id:
@@ -197,15 +245,13 @@ class ServiceCalls:
     def get_task(self, task_id: str, cancel: threading.Event | None = None) -> dict[str, Any]:
         """One task query (rate-limited per account, retried as idempotent)."""
         self.task_limiter.acquire(cancel)
-        response = self.transport.request("GET", f"tasks/{task_id}", billable=False,
-                                          read_timeout=self.transport.timeouts.query_read, cancel=cancel)
+        response = self._send(query_call(task_id), cancel)
         return answers.json_object(response, self.endpoint)
 
     def cancel_task(self, task_id: str) -> bool:
         """Cancel a PENDING task. True if the service canceled it; False if it was too late."""
         try:
-            self.transport.request("POST", f"tasks/{task_id}/cancel", billable=False,
-                                   read_timeout=self.transport.timeouts.query_read)
+            self._send(cancel_call(task_id))
             return True
         except WanError as exc:
             log.info("cancel of task %s refused: %s", task_id, exc)

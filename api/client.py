@@ -56,7 +56,7 @@ class WanClient:
         self.resumable = Resumable(self.calls, self.downloader, store, self.account,
                                    generation_slots(self.endpoint.base_url, key.fingerprint, shared))
         if shared is not None:
-            from .ledger import Meter, open_ledger  # here: `python -m api.ledger` must find it not yet imported
+            from .ledger import Meter, open_ledger  # here: only a client with a state folder keeps a ledger
 
             self.resumable.meter = Meter(open_ledger(shared), key.fingerprint, self.endpoint.label,
                                          self.endpoint.region)

@@ -1,7 +1,7 @@
 """Advisory file locks shared by every process on one machine (POSIX flock, Windows msvcrt).
 
 Used where several ComfyUI servers share one state folder: the generation slots and the task-query
-bucket (ratelimit.py) and the ledger's owner marks (ledger.py). A lock dies with its process, so a killed
+bucket (ratelimit.py) and the ledger's owner marks (ledger/owners.py). A lock dies with its process, so a killed
 server never leaves a slot taken. flock locks belong to an open file description: two descriptors of the
 same file conflict even inside one process, which is what lets threads compete for the same slot files.
 """

@@ -111,7 +111,7 @@ class Resumable:
         rec = Answer(id=new_answer_id(), account=self.scope, fingerprint=fingerprint, model=req.model,
                      mode=req.mode, transport=transport, prompt=req.prompt, created=time.time(), state=CREATED,
                      max_pictures=req.max_billable_images)
-        # The daily limit (ledger.py): reserve what this request may bill before anything can be sent (refused
+        # The daily limit (api/ledger/): reserve what this request may bill before anything can be sent (refused
         # here past the limit); settled below to what its Billing says.
         spend = self.meter.reserve(req, fingerprint, rec.id) if self.meter else None
         # Until the billable call starts, an error cannot have cost anything; after it, an error nobody

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator
 
 
 @dataclass
@@ -103,3 +103,13 @@ class SSEParser:
         # "retry" and unknown fields are ignored, as the SSE spec says.
         return None
 
+
+def events(read: Callable[[int], bytes], size: int = 65536) -> Iterator[SSEEvent]:
+    """Every event of a stream as its bytes arrive, `read(n)` giving what has come (b"" at the end)."""
+    parser = SSEParser()
+    while True:
+        chunk = read(size)
+        if not chunk:
+            yield from parser.finish()
+            return
+        yield from parser.feed(chunk)

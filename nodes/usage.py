@@ -1,5 +1,5 @@
 """Money under control, in the graph: the WanUsage node (what was billed) and the whole-fan-out check of the
-daily limit. The ledger itself, and the limit, are in api/ledger.py."""
+daily limit. The ledger itself, the limit and the report are in api/ledger/."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from comfy_api.latest import io, ui
 
-from ..api import ENV_DAILY_BUDGET, ENV_DAILY_LIMIT, WanRequest, open_ledger, report_text, usage_chart
+from ..api import ENV_DAILY_BUDGET, ENV_DAILY_LIMIT, WanRequest, open_ledger
 from . import runner
 
 CATEGORY = "api node/image/Wan (DashScope)"
@@ -69,8 +69,9 @@ class WanUsage(io.ComfyNode):
     def execute(cls) -> io.NodeOutput:
         import torch
 
-        ledger = open_ledger(runner.shared_store().folder)
-        summary = ledger.summary()
+        from ..api import report_text, usage_chart, usage_summary  # the report: only when this node runs
+
+        summary = usage_summary(open_ledger(runner.shared_store().folder))
         text = report_text(summary)
         picture = torch.from_numpy(usage_chart(summary)).float().div(255).unsqueeze(0)
         runner.show(getattr(cls.hidden, "unique_id", None), text)

@@ -1,4 +1,4 @@
-"""The daily limit and the ledger (api/ledger.py), and the limits shared by processes on one folder
+"""The daily limit and the ledger (api/ledger/), and the limits shared by processes on one folder
 (api/ratelimit.py): against the real emulator, with real processes where processes are the point."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pytest
 
 from api import MODELS, build_request, encode_image, errors
 from api.billing import made
-from api.ledger import DailyLimitError, Entry, Ledger, open_ledger, report_text
+from api.ledger import DailyLimitError, Entry, Ledger, open_ledger
+from api.ledger.report import report_text, summary
 from api.ratelimit import SharedSlots, SharedTokenBucket, acquire_slot
 from api.store import Store
 from apitest import ROOT, TEST_KEY, make_client, photo
@@ -148,7 +149,7 @@ def test_a_dead_process_reservation_stays_counted_as_unsure(tmp_path, monkeypatc
     ledger.settle(Entry(answer_id="a1", account="acct", endpoint="e", region=None, model="wan2.7-image",
                         max_pictures=4, request_id="req", task_id="task-1"), made(2))
     assert [(r["pictures"], r["status"]) for r in ledger.entries()] == [(2, "billed")]
-    assert "of which unsure" not in report_text(ledger.summary())
+    assert "of which unsure" not in report_text(summary(ledger))
 
 
 def test_a_dead_process_task_settled_by_another_before_any_sweep_is_counted_once(tmp_path, monkeypatch):
@@ -221,8 +222,8 @@ def test_daily_budget_uses_prices_and_names_wan_prices_when_none_is_known(emulat
         client.generate(t2i(32, n=1))   # +0.04 > 0.10
     assert "WAN_DAILY_BUDGET" in str(over.value) and "0.1 USD" in str(over.value)
     assert creations(emulator) == 1
-    summary = open_ledger(tmp_path).summary()
-    assert summary["models"][0]["today"] == 2 and summary["models"][0]["today_cost"] == {"USD": 0.08}
+    models = summary(open_ledger(tmp_path))["models"]
+    assert models[0]["today"] == 2 and models[0]["today_cost"] == {"USD": 0.08}
 
 
 def test_a_malformed_limit_is_refused_not_ignored(tmp_path, monkeypatch):
@@ -329,6 +330,23 @@ def test_a_resumed_task_found_gone_is_a_new_creation_that_must_pass_the_limit(em
     with pytest.raises(DailyLimitError, match="limit is 3"):
         client.generate(edit(21, n=2))         # 2 unsure + 2 new would pass 3
     assert creations(emulator) == 1, "a replacement task was created past the daily limit"
+
+
+def test_the_store_loads_without_the_report_or_the_command_line():
+    """A node's run reserves and settles; the report, the chart and argparse come only with WanUsage or the
+    command."""
+    loaded = run_python("""
+        import sys
+        sys.path.insert(0, ".")
+        import api
+        before = set(sys.modules)
+        from api.ledger import open_ledger
+        print(" ".join(sorted(set(sys.modules) - before)))
+    """)
+    assert loaded.returncode == 0, loaded.stderr
+    new = loaded.stdout.split()
+    assert "api.ledger" in new
+    assert not {"argparse", "api.ledger.report", "api.ledger.__main__"} & set(new), new
 
 
 def test_the_ledger_command_finds_the_state_folder_itself(emulator, tmp_path, monkeypatch):

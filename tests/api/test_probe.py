@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from api import probe
+from api import build_request, probe
 from api.probe import Answer, answer_shape, differences, shape
-from apitest import ROOT, TEST_KEY
+from apitest import ROOT, TEST_KEY, make_client
 
 RECORDED = Path(__file__).parent / "data" / "probe_recorded_differ.json"
 
@@ -121,6 +121,46 @@ def test_the_emulator_agrees_with_itself(monkeypatch, emulator):
     # It spent at the endpoint what it said: one picture per generation; the cancel was in time.
     assert emulator.backend.stats()["tasks"].get("CANCELED") == 1
     assert TEST_KEY not in text
+
+
+def wire_forms(log) -> dict[str, set[tuple]]:
+    """Per kind of call (sync, stream, async creation, query, cancel): how it went on the wire, without what
+    differs by nature between two requests (task ids, lengths, the port)."""
+    forms: dict[str, set[tuple]] = {}
+    for entry in log:
+        if not entry["authorized"]:
+            continue   # the probe's "no key" create
+        headers = tuple(sorted((k, v) for k, v in entry["headers"].items() if k not in ("Host", "Content-Length")))
+        body = entry.get("body") if isinstance(entry.get("body"), dict) else {}
+        stream_flag = (body.get("parameters") or {}).get("stream")
+        path = entry["path"].split("/tasks/")[0] + "/tasks/..." if "/tasks/" in entry["path"] else entry["path"]
+        forms.setdefault(entry["kind"], set()).add((entry["method"], path, headers, stream_flag,
+                                                    entry["headers"].get("Content-Length")
+                                                    if entry["kind"] == "cancel" else None))
+    return forms
+
+
+def test_the_probe_sends_the_clients_own_calls(monkeypatch, emulator):
+    """What the probe compares must be the answers to the client's calls: the same paths, headers, stream
+    parameter and (for a cancel) no body, as the client sends them."""
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
+    code, text = run_probe("--yes", "--models", "wan2.7-image,wan2.6-image")
+    assert code == 0, text
+    probed = wire_forms(emulator.backend.log)
+    sent_before = len(emulator.backend.log)
+    client = make_client(emulator)
+    client.generate(build_request("wan2.7-image", "sync", [], n=1, size="1K", seed=1), transport="sync")
+    client.generate(build_request("wan2.7-image", "async", [], n=1, size="1K", seed=2), transport="async")
+    client.generate(build_request("wan2.6-image", "tea", [], mode="interleave", max_images=1, size="1024*1024",
+                                  seed=3), transport="stream")
+    emulator.backend.configure(queue_time=5.0)
+    task_id, _ = client.submit(build_request("wan2.7-image", "queued", [], n=1, size="1K", seed=4))
+    assert client.cancel_task(task_id)
+    by_client = wire_forms(emulator.backend.log[sent_before:])
+    assert set(by_client) == {"sync", "async", "stream", "query", "cancel"}, by_client.keys()
+    for kind, forms in by_client.items():
+        assert probed.get(kind) == forms, f"{kind}: the probe sent {probed.get(kind)}, the client {forms}"
 
 
 def test_make_probe_with_the_emulator_as_endpoint(emulator, tmp_path):
