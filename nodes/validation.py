@@ -45,7 +45,7 @@ def queue_check(model: str | None, mode: str, prompt: str | None = None, *, boxe
 
 
 def transport_and_region(model: str, mode: str, region: str | None, transport: str | None) -> None:
-    """The per-model transport and region rules of the model table (issue 10), as api/'s pure functions
+    """The per-model transport and region rules of the model table, as api/'s pure functions
     apply them when the node runs: a stream where the vendor documents none, a region the model's page does
     not list (unless DASHSCOPE_HTTP_BASE_URL names the endpoint). The widget's own options are checked first,
     because ComfyUI skips its combo check for an input `validate_inputs` takes."""

@@ -35,7 +35,7 @@ FAULT_KINDS = {
     "task_failed",         # the task ends FAILED with code/message (e.g. DataInspectionFailed on the output)
     "partial_failure",     # wan2.5: `failed` of the n results carry code/message instead of a url
     "sequential_fewer",    # wan2.7 sequential: the model returns `count` images instead of n
-    # Answers the vendor pages allow but the emulator does not give by itself (issue 10):
+    # Answers the vendor pages allow but the emulator does not give by itself:
     "stream_as_json",      # a stream request (any model) answered as a sync request: 200 application/json
     "task_error_body",     # the task fails; its query answers the top-level {request_id, code, message}, no output
     "task_status",         # the task's queries answer output.task_status = `task_status` (e.g. SUSPENDED)

@@ -1,4 +1,4 @@
-"""The emulator follows the vendor pages, not the client (issue 10), tested with raw HTTP requests: streaming
+"""The emulator follows the vendor pages, not the client, tested with raw HTTP requests: streaming
 only where documented, result sizes as the pages' examples show, wan2.5's seed as a string, the table of
 assumptions, and the fault kinds that make it give the other answers the pages allow."""
 

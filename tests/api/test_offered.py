@@ -1,4 +1,4 @@
-"""Transports and regions per model, from the vendor pages (issue 10): the pure rules everything calls
+"""Transports and regions per model, from the vendor pages: the pure rules everything calls
 (`choose_transport`, `check_region`), the client calling them before anything is sent, and the README's
 table agreeing with the model table."""
 

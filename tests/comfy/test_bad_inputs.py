@@ -76,7 +76,7 @@ CATALOGUE = [
     ("interleave over sync", I, {"model": "wan2.6-image", "prompt": "x", "seed": 0, "transport": "sync"}, "transport",
      "stream"),
     ("unknown input format", E, {**base_e, "image": pic(), "input_format": "gif"}, "input_format", "auto, png, jpeg"),
-    # issue 10: transports the vendor does not document for the model are refused, naming what streams.
+    # Transports the vendor does not document for the model are refused, naming what streams.
     ("stream on wan2.7 editing", E, {**base_e, "image": pic(), "transport": "stream"}, "transport",
      "wan2.6-image interleaved"),
     ("stream on wan2.7 text-to-image", T, {**base_t, "transport": "stream"}, "transport", "documented only for"),
@@ -166,7 +166,7 @@ def test_virginia_with_an_endpoint_override_is_the_endpoints_call(emulator):
 
 # Not refused by validate_inputs, and why: what only the pictures or masks decide is checked when the node
 # runs; the seed's range and the input_format options are ComfyUI's own queue-time checks (min/max, combo).
-# Transports and regions per model are (nodes/validation.py, transport_and_region: issue 10).
+# Transports and regions per model are (nodes/validation.py, transport_and_region).
 NOT_REFUSED_BY_VALIDATE_INPUTS = {
     "10 images on 2.7", "4 images on 2.5", "no image", "empty batch", "NaN pixels", "aspect 9:1 on 2.7",
     "a box outside its picture", "box list longer than the pictures", "mask without its picture",

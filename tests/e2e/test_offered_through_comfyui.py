@@ -1,4 +1,4 @@
-"""Only what the vendor documents, through a real ComfyUI (issue 10): a wan2.7 node with transport = stream is
+"""Only what the vendor documents, through a real ComfyUI: a wan2.7 node with transport = stream is
 refused with zero requests at the emulator; region = virginia with wan2.7 and no DASHSCOPE_HTTP_BASE_URL is
 refused before anything is sent; the transport and region tooltips say which apply.
 
