@@ -346,15 +346,19 @@ class ServiceCalls:
         raise error
 
     def _interrupt(self, task_id: str, status: str, cancel_pending: bool) -> Interrupted:
-        if status == PENDING and cancel_pending and self.cancel_task(task_id):
-            exc = Interrupted("stopped by the user; the task was still queued and has been canceled at the "
-                              "service, so nothing is billed", task_id=task_id)
-            exc.task_canceled = True
-            exc.billing = NOT_BILLED
-            return exc
-        exc = Interrupted(f"stopped by the user; the task was {status} and will finish at the service (and be "
-                          "billed); its pictures are fetched into the result cache when it ends: add a "
-                          "\"Wan Recent Results\" node (pick 1) to get them", task_id=task_id)
+        if status == PENDING and cancel_pending:
+            if self.cancel_task(task_id):
+                exc = Interrupted("stopped by the user; the task was still queued and has been canceled at the "
+                                  "service, so nothing is billed", task_id=task_id)
+                exc.task_canceled = True
+                exc.billing = NOT_BILLED
+                return exc
+            status = "RUNNING"   # the service refused the cancel: it had started meanwhile
+        how = "will finish at the service (and be billed)" if cancel_pending or status != PENDING else \
+            "was left at the service (another run may be waiting for it; it is billed if it runs)"
+        exc = Interrupted(f"stopped by the user; the task was {status} and {how}; its pictures are fetched into "
+                          "the result cache when it ends: add a \"Wan Recent Results\" node (pick 1) to get them",
+                          task_id=task_id)
         exc.billing = maybe(f"interrupted while {status}", final=False)
         return exc
 

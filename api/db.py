@@ -50,11 +50,13 @@ class Database:
     """One SQLite file. `read(fn)` / `write(fn)` run `fn(connection)`; a write is one transaction taken at
     its start (BEGIN IMMEDIATE), so a read-check-insert cannot interleave with another writer's."""
 
-    def __init__(self, path: Path, schema: Callable[[sqlite3.Connection], None], *, what: str) -> None:
+    def __init__(self, path: Path, schema: Callable[[sqlite3.Connection], None], *, what: str,
+                 lost: str = "") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.schema = schema
         self.what = what             # "journal", "ledger": for the log
+        self.after_heal = lost       # what the log line adds about what was lost with the damaged file
         self._local = threading.local()
         self._heal_lock = threading.Lock()
         self.write(schema)
@@ -65,7 +67,9 @@ class Database:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a committed record (a task id, a paid answer) survives a power cut; NORMAL in WAL mode may
+            # roll the last commits back, and a lost task id is a task paid for twice.
+            db.execute("PRAGMA synchronous=FULL")
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()   # reads the header: damage shows here
         except BaseException:
             db.close()
@@ -119,8 +123,8 @@ class Database:
                 return value
             except sqlite3.DatabaseError as exc:
                 if _damaged(exc) and not healed:
-                    self._heal(exc)
                     healed = True
+                    self._heal(exc)   # raises the error again if the file cannot be moved aside
                     continue
                 if not _locked(exc) or time.monotonic() + pause > deadline:
                     raise
@@ -136,31 +140,32 @@ class Database:
                     time.sleep(pause)
                 pause = min(pause * 2, 0.25)
 
-    def _heal(self, exc: BaseException) -> None:
+    def _heal(self, exc: sqlite3.DatabaseError) -> None:
         """Move the damaged file aside (once, whoever notices first) and start a new one."""
         with self._heal_lock:
             entry = getattr(self._local, "db", None)
+            failed = entry[1] if entry is not None else _inode(self.path)
             if entry is not None:
                 entry[0].close()
                 self._local.db = None
-            try:
-                # Another process may have healed it already: then the file at the path is a new one.
-                db = self._connect()
-                db.close()
-                return
-            except sqlite3.DatabaseError as again:
-                if not _damaged(again):
-                    raise
+            if _inode(self.path) != failed:
+                return   # another thread or process has moved it aside already: the path names a new file
             aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(self.path) + suffix)
-                if src.exists():
-                    try:
-                        os.replace(src, Path(str(aside) + suffix))
-                    except OSError:
-                        pass
-            log.warning("the %s at %s could not be read (%s); it was moved to %s and a new one was started",
-                        self.what, self.path, exc, aside)
+            try:
+                os.replace(self.path, aside)
+            except OSError as move:
+                # (Windows will not rename a file another connection holds open.) Nothing healed: the caller's
+                # bookkeeping reports the original error, as it would any other.
+                log.error("the %s at %s could not be read (%s) and could not be moved aside (%s)", self.what,
+                          self.path, exc, move)
+                raise exc from None
+            for suffix in ("-wal", "-shm"):
+                try:
+                    os.replace(str(self.path) + suffix, str(aside) + suffix)
+                except OSError:
+                    pass   # absent, or held open: the new database does not need them
+            log.warning("the %s at %s could not be read (%s); it was moved to %s and a new one was started%s",
+                        self.what, self.path, exc, aside, self.after_heal)
         self.write(self.schema)
 
 

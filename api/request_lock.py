@@ -47,6 +47,15 @@ class RequestLocks:
         self.folder = Path(folder) / "locks" if folder is not None else None
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
+            if os.name == "nt":
+                # Windows cannot remove a lock file while it is open, so releases leave them behind: remove
+                # those nobody has open (Windows refuses the others). Never on POSIX, where removing a file
+                # another process holds would let a third one lock a new file at the same path.
+                for stale in self.folder.glob("*.lock"):
+                    try:
+                        stale.unlink()
+                    except OSError:
+                        pass
         self._local: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 

@@ -124,14 +124,15 @@ class Resumable:
             try:
                 sent.reached = True
                 if transport == ASYNC:
-                    result = self._task(req, rec, cancel, emit, held)
+                    result = self._task(req, rec, cancel, emit, held, spend)
                 else:
                     result = self._send(req, transport, rec, cancel, emit, held)
             finally:
                 self.slots.release()
         except BaseException as exc:
             billing = billing_of(exc, sent)
-            self._settle(rec, billing, spend)
+            if spend is None or not spend.done:   # (a task's wait settles itself, before any follower starts)
+                self._settle(rec, billing, spend)
             partial = getattr(exc, "partial", None)
             if isinstance(partial, WanResult) and partial.urls:
                 return self._keep_partial(req, key, rec, partial, exc, emit)
@@ -161,8 +162,10 @@ class Resumable:
             result = self.calls.stream(req, cancel, emit, on_picture)
         else:
             result = self.calls.sync(req, cancel, emit)
-        self._book("written", lambda j: j.paid(rec, result, result.billing))
-        held.release()
+        if self._book("written", lambda j: j.paid(rec, result, result.billing)):
+            # Written: an identical request waiting on the lock finds it. Not written: the lock is kept until
+            # the pictures are in the cache, or the waiter, finding no record, would pay again.
+            held.release()
         return result
 
     def _keep_partial(self, req: WanRequest, key: str, rec: Answer, partial: WanResult, exc: BaseException,
@@ -191,29 +194,34 @@ class Resumable:
     # ---- async tasks ---------------------------------------------------------------------------------
 
     def _task(self, req: WanRequest, rec: Answer, cancel: threading.Event | None, emit: Emitter,
-              held: Any) -> WanResult:
+              held: Any, spend: Any) -> WanResult:
         rec.task_id, rec.request_id = self.calls.create_task(req, cancel, emit)
-        # Written before the wait: a restart, a second server or the recent-results list finds the task.
-        self._book("written", lambda j: j.open(rec))
-        held.release()
+        # Written before the wait: a restart, a second server or the recent-results list finds the task. Not
+        # written: the request lock is kept to the end of the round trip (an identical waiter would pay again).
+        if self._book("written", lambda j: j.open(rec)):
+            held.release()
         emit("submitted", task_id=rec.task_id, status="PENDING")
-        return self._wait(rec, cancel, emit)
+        return self._wait(rec, cancel, emit, spend=spend, own=True)
 
-    def _wait(self, rec: Answer, cancel: threading.Event | None, emit: Emitter) -> WanResult:
+    def _wait(self, rec: Answer, cancel: threading.Event | None, emit: Emitter, *, spend: Any = None,
+              own: bool = False) -> WanResult:
         """Wait for the record's task. SUCCEEDED: the paid answer is written down before anything else. An
         end without pictures is written down as ended; a run stopped while the task RUNS leaves it to a
-        background follower."""
+        background follower. `own`: this run created the task, so the user's Cancel may cancel it at the
+        service while it is queued; a run that only follows a task (another server's, a resumed one, a
+        recent result) never cancels it: someone else may be waiting for it."""
         try:
-            data = self.calls.wait_task(rec.task_id, cancel, emit, created_at=rec.created)
+            data = self.calls.wait_task(rec.task_id, cancel, emit, cancel_pending_on_interrupt=own,
+                                        created_at=rec.created)
             result = answers.task_result(_Asked(rec), data, rec.task_id, ASYNC, self.calls.endpoint)
         except BaseException as exc:
             billing = billing_of(exc)
             if isinstance(exc, WanError) and exc.task_id is None:
                 exc.task_id = rec.task_id   # the task may be running (and billing): say which
+            # Settled here whoever waited (a task resumed after a restart may have been counted unsure), and
+            # BEFORE a follower starts, so the follower's final word is the last one the ledger hears.
+            self._settle(rec, billing, spend)
             if billing.final:
-                # Known at last (a task resumed after a restart may have been counted unsure): settled here
-                # whoever waited; settling is idempotent, so the creating run settling too is harmless.
-                self._settle(rec, billing, None)
                 self._book("updated", lambda j: j.ended(rec.id, billing))
             elif isinstance(exc, Interrupted):
                 self.follow_in_background(rec)
@@ -352,15 +360,17 @@ class Resumable:
             raise WanError(f"the task journal could not be read ({exc}); nothing was sent, so as not to pay "
                            f"twice for a request that may already be running. Queue again in a moment") from None
 
-    def _book(self, verb: str, work: Callable[[Any], T]) -> T | None:
-        """A journal write after payment: never fails a run (the pictures in hand matter more); logged."""
+    def _book(self, verb: str, work: Callable[[Any], Any]) -> bool:
+        """A journal write after payment: never fails a run (the pictures in hand matter more); logged.
+        False when it could not be written."""
         if self.store is None:
-            return None
+            return False
         try:
-            return work(self.store.journal)
+            work(self.store.journal)
+            return True
         except (sqlite3.Error, OSError) as exc:
             log.warning("the task journal could not be %s (%s); the run goes on", verb, exc)
-            return None
+            return False
 
     def _settle(self, rec: Answer, billing: Billing, spend: Any) -> None:
         """The ledger learns what the request cost: never fails a run (logged)."""

@@ -77,16 +77,23 @@ class _QuietTracking:
         fresh_after = getattr(_wire, "fresh_after", None)
         quiet_since = getattr(conn, "_wan_quiet_since", None)
         if (fresh_after is not None and quiet_since is not None and getattr(conn, "sock", None) is not None
-                and time.monotonic() - quiet_since > fresh_after):
+                and _quiet_for(quiet_since) > fresh_after):
             log.debug("a pooled connection quiet for %.0f s is not trusted with a billable body; connecting anew",
-                      time.monotonic() - quiet_since)
+                      _quiet_for(quiet_since))
             conn.close()
         return conn
 
     def _put_conn(self, conn: Any) -> None:
         if conn is not None:
-            conn._wan_quiet_since = time.monotonic()
+            conn._wan_quiet_since = (time.monotonic(), time.time())
         super()._put_conn(conn)  # type: ignore[misc]
+
+
+def _quiet_for(since: tuple[float, float]) -> float:
+    """Seconds since `since` (monotonic, wall clock), by whichever clock says longer: the monotonic clock does
+    not advance while a laptop sleeps (Linux, macOS), which is the very case the rule is for; the wall clock
+    does, but may be stepped."""
+    return max(time.monotonic() - since[0], time.time() - since[1])
 
 
 class _TrackedHTTPPool(_QuietTracking, HTTPConnectionPool):

@@ -143,7 +143,9 @@ class Ledger:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / LEDGER_FILE
         self.owners = Owners(self.folder)
-        self.db = Database(self.path, _schema, what="ledger")
+        self.db = Database(self.path, _schema, what="ledger", lost=(
+            ". What it held is not counted any more: today's pictures for the daily limit start again from "
+            "what the new ledger records (the service's bill is the truth; the damaged file keeps the rest)"))
 
     def sweep(self) -> None:
         """Reservations of processes that died: their request may have been sent and billed, so they turn
@@ -251,31 +253,36 @@ class Ledger:
         our knowing are one entry of status unsure, at the most the request could still have billed."""
         if reservation is not None:
             reservation.done = True
-        now = time.time()
         price = unit_price(entry.model, entry.region)
-        rows = []
-        if billing.pictures > 0:
-            rows.append((BILLED, billing.pictures, billing.why if billing.unsure else None))
-        if billing.unsure and entry.max_pictures > billing.pictures:
-            rows.append((UNSURE, entry.max_pictures - billing.pictures, billing.why))
 
         def work(db: sqlite3.Connection) -> None:
+            legacy = " OR (task_id=? AND status=? AND answer_id IS NULL)" if entry.task_id else ""
+            mine = f"account=? AND (answer_id=?{legacy})"
+            args = (entry.account, entry.answer_id) + ((entry.task_id, UNSURE) if entry.task_id else ())
+            # Settled again (fetched later, resumed elsewhere): the entry keeps the day it was first written,
+            # and an unsure count written before (by a version that knew the request's maximum) is not lowered.
+            first, before = db.execute(f"SELECT MIN(time), COALESCE(SUM(pictures), 0) FROM billed WHERE {mine}",
+                                       args).fetchone()
+            when = first if first is not None else time.time()
+            rows = []
+            if billing.pictures > 0:
+                rows.append((BILLED, billing.pictures, billing.why if billing.unsure else None))
+            most = max(entry.max_pictures, before)
+            if billing.unsure and most > billing.pictures:
+                rows.append((UNSURE, most - billing.pictures, billing.why))
             if reservation is not None:
                 db.execute("DELETE FROM reservations WHERE id=?", (reservation.id,))
             # The request's reservation in another process (one that died with it in flight, its task resumed
             # here from the journal): settled now, so a later sweep must not turn it into an unsure entry too.
             db.execute("DELETE FROM reservations WHERE account=? AND answer_id=?", (entry.account, entry.answer_id))
-            db.execute("DELETE FROM billed WHERE account=? AND answer_id=?", (entry.account, entry.answer_id))
-            if entry.task_id:
-                # Unsure entries of journals before 0.3 name the task, not the answer.
-                db.execute("DELETE FROM billed WHERE account=? AND status=? AND task_id=? AND answer_id IS NULL",
-                           (entry.account, UNSURE, entry.task_id))
+            # (Unsure entries of journals before 0.3 name the task, not the answer.)
+            db.execute(f"DELETE FROM billed WHERE {mine}", args)
             for status, pictures, note in rows:
                 cost, currency = (round(price[0] * pictures, 6), price[1]) if price else (None, None)
                 db.execute("INSERT INTO billed (time, day, account, endpoint, region, model, request_id, task_id, "
                            "pictures, status, cost, currency, fingerprint, note, answer_id) "
                            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                           (now, local_day(now), entry.account, entry.endpoint, entry.region, entry.model,
+                           (when, local_day(when), entry.account, entry.endpoint, entry.region, entry.model,
                             entry.request_id, entry.task_id, pictures, status, cost, currency, entry.fingerprint,
                             note, entry.answer_id))
         self.db.write(work)

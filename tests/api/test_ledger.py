@@ -14,7 +14,7 @@ import pytest
 
 from api import MODELS, build_request, encode_image, errors
 from api.billing import made
-from api.ledger import DailyLimitError, Entry, Ledger, open_ledger
+from api.ledger import DailyLimitError, Entry, Ledger, local_day, open_ledger
 from api.ledger.report import report_text, summary
 from api.ratelimit import SharedSlots, SharedTokenBucket, acquire_slot
 from api.store import Store
@@ -384,3 +384,16 @@ def test_what_may_have_been_billed_stays_counted(emulator, tmp_path, monkeypatch
             make_client(emulator, store=Store(tmp_path)).generate(req, transport="stream", cancel=cancel)
     rows = open_ledger(tmp_path).entries()
     assert [(r["pictures"], r["status"]) for r in rows] == [(2, "unsure")], rows
+
+
+def test_a_task_carried_over_from_0_2_keeps_its_unsure_count_when_it_is_given_up(tmp_path):
+    """A 0.2 journal's task knew no maximum (its record carries 0); the 0.2 ledger counted it unsure, by task
+    id. Given up later (the service lost it), it may still have billed: the unsure count must stay."""
+    ledger = Ledger(tmp_path)
+    ledger.db.write(lambda db: db.execute(
+        "INSERT INTO billed (time, day, account, endpoint, region, model, task_id, pictures, status) "
+        "VALUES (?, ?, 'acct', 'e', NULL, 'wan2.7-image', 'task-02', 2, 'unsure')", (time.time(), local_day())))
+    from api.billing import maybe
+    ledger.settle(Entry(answer_id="task-02", account="acct", endpoint="e", region=None, model="wan2.7-image",
+                        max_pictures=0, task_id="task-02"), maybe("the service stopped knowing the task"))
+    assert [(r["pictures"], r["status"]) for r in ledger.entries()] == [(2, "unsure")]
