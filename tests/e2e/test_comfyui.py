@@ -14,6 +14,9 @@ from PIL import Image
 from comfy_host import ROOT, execution_error, ui_to_api
 from e2e_support import E2E_KEY, graph, info_of, saved_pixels, served_pixels, upload_array
 
+# Also run on the oldest supported host (scripts/run_suites.py): every node, the examples, Cancel, the key.
+pytestmark = pytest.mark.smoke
+
 NODE_IDS = ["WanImageEdit", "WanTextToImage", "WanSequential", "WanInterleave", "WanBBox"]
 
 
