@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comfy_host import ComfyHost, execution_error
+from comfy_host import ComfyHost, execution_error, start_together
 
 CLEAR = {"WanError", "WanInputError", "DailyLimitError", "ConfigError", "WanAPIError", "InvalidParameterError",
          "ContentModerationError", "RateLimitError", "ServerError", "ServiceUnavailableError", "TaskFailedError",
@@ -137,8 +137,7 @@ class Pair:
         self.hosts = [ComfyHost(env, base_dir=self.base) for _ in range(2)]
 
     def start(self) -> None:
-        for host in self.hosts:
-            host.start()
+        start_together(*self.hosts)
 
     def stop(self) -> None:
         for host in self.hosts:

@@ -37,6 +37,19 @@ def comfy(emulator):
     host.cleanup()
 
 
+@pytest.fixture
+def comfy_to_restart(comfy):
+    """The session's server, for a test about restarting ComfyUI (stopped and started again on its base
+    directory, perhaps with another environment): a server of the test's own would cost two more starts, the
+    slowest thing in this suite. Whatever the test does, the server is left running as the session made it."""
+    env = dict(comfy.env)
+    try:
+        yield comfy
+    finally:
+        if comfy.env != env or not comfy.running():
+            comfy.restart(env)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_emulator(emulator):
     emulator.backend.reset()
