@@ -91,6 +91,8 @@ def main(argv: list[str]) -> int:
     rows: dict[str, tuple[float, int]] = {}
     lock = threading.Lock()
     started = time.monotonic()
+    make_started = os.environ.get("WAN_MAKE_STARTED", "")
+    setup = time.time() - int(make_started) if make_started.isdigit() else None
     threads = [threading.Thread(target=lambda lane=lane: [run(SUITES[k], rows, lock) for k in lane])
                for lane in lanes if lane]
     for thread in threads:
@@ -100,6 +102,8 @@ def main(argv: list[str]) -> int:
     total = time.monotonic() - started
     order = [SUITES[k].name for lane in lanes for k in lane]
     lines = [f"{'suite':<34}{'time':>7}  result"]
+    if setup is not None:
+        lines.append(f"{'set-up (make test, before these)':<34}{fmt(setup):>7}")
     lines += [f"{name:<34}{fmt(rows[name][0]):>7}  {'passed' if rows[name][1] == 0 else 'FAILED'}"
               for name in order if name in rows]
     lines.append(f"{'all suites (' + str(len(threads)) + ' lanes at once)':<34}{fmt(total):>7}")

@@ -3,7 +3,7 @@
 # the release tarball), and the clone's path is a symlink to it. A second clone with the same inputs gets it in
 # a second; any change to those inputs makes a new folder. Nothing is ever changed in a finished folder.
 #
-#   WAN_SETUP_CACHE=DIR   keep them in DIR (default: ${XDG_CACHE_HOME:-~/.cache}/comfyui-wan-image-setup)
+#   WAN_SETUP_CACHE=DIR   keep them in DIR (default: ${XDG_CACHE_HOME:-~/.cache}/wan-image-dev-setup)
 #   WAN_SETUP_CACHE=off   build inside the clone, as a machine without the cache would (the cold time)
 #
 # cached_build LINK NAME KEY BUILD: makes LINK (a path inside the clone) the finished result of `BUILD DIR`,
@@ -14,7 +14,7 @@
 setup_cache_root() {
   case "${WAN_SETUP_CACHE:-}" in
     off | 0 | no | false) echo "" ;;
-    "") echo "${XDG_CACHE_HOME:-$HOME/.cache}/comfyui-wan-image-setup" ;;
+    "") echo "${XDG_CACHE_HOME:-$HOME/.cache}/wan-image-dev-setup" ;;
     *) echo "$WAN_SETUP_CACHE" ;;
   esac
 }
