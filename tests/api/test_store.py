@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 
 from api import MODELS, build_request, encode_image, errors, describe
 from api.store import ResultCache, Store
-from apitest import make_client, photo
+from apitest import cancel_once_seen, make_client, photo
 
 
 def edit(seed=1, n=2):
@@ -23,10 +22,9 @@ def creations(emulator):
     return emulator.backend.stats()["creations"]
 
 
-def interrupt_after(seconds):
-    cancel = threading.Event()
-    threading.Timer(seconds, cancel.set).start()
-    return cancel
+def interrupted_once_the_task_exists(emulator):
+    """Cancel, pressed once the task was created and asked about (PENDING or RUNNING, by the queue time)."""
+    return cancel_once_seen(emulator, "query")
 
 
 def test_an_unchanged_request_is_answered_from_the_cache_with_no_request(emulator, tmp_path):
@@ -46,7 +44,7 @@ def test_an_unchanged_request_is_answered_from_the_cache_with_no_request(emulato
 def test_a_task_interrupted_while_running_is_resumed_not_recreated(emulator, tmp_path):
     emulator.backend.configure(queue_time=0.0, service_time=2.0)
     with pytest.raises(errors.Interrupted) as info:
-        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.4))
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupted_once_the_task_exists(emulator))
     assert "RUNNING" in str(info.value)
     task_id = info.value.task_id
     result = make_client(emulator, store=Store(tmp_path)).generate(edit())
@@ -58,18 +56,22 @@ def test_a_task_interrupted_while_running_is_resumed_not_recreated(emulator, tmp
 def test_a_task_that_finished_while_nobody_waited_is_fetched(emulator, tmp_path):
     emulator.backend.configure(queue_time=0.0, service_time=0.8)
     with pytest.raises(errors.Interrupted):
-        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.3))
-    time.sleep(1.0)
-    started = time.monotonic()
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupted_once_the_task_exists(emulator))
+    deadline = time.monotonic() + 60
+    while emulator.backend.stats()["tasks"] != {"SUCCEEDED": 1}:   # it finishes while nobody waits
+        assert time.monotonic() < deadline, emulator.backend.stats()["tasks"]
+        time.sleep(0.05)
+    before = len(emulator.backend.log)
     result = make_client(emulator, store=Store(tmp_path)).generate(edit())
     assert creations(emulator) == 1 and len(result.images) == 2
-    assert time.monotonic() - started < 1.0
+    # Fetched at once: one query found it finished (no waiting on a poll schedule, no new task).
+    assert [e["kind"] for e in emulator.backend.log[before:]] == ["query"]
 
 
 def test_a_pending_task_interrupted_is_canceled_and_the_next_run_creates_anew(emulator, tmp_path):
     emulator.backend.configure(queue_time=5.0)
     with pytest.raises(errors.Interrupted) as info:
-        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.3))
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupted_once_the_task_exists(emulator))
     assert info.value.task_canceled
     emulator.backend.configure(queue_time=0.1)
     make_client(emulator, store=Store(tmp_path)).generate(edit())
@@ -97,7 +99,7 @@ def test_a_failed_download_is_fetched_again_from_the_same_task(emulator, tmp_pat
 def test_an_expired_task_is_not_waited_for(emulator, tmp_path):
     emulator.backend.configure(queue_time=0.0, service_time=2.0)
     with pytest.raises(errors.Interrupted):
-        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.3))
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupted_once_the_task_exists(emulator))
     # The service forgot the task (its clock moved past 24 h); our journal, by our clock, still offers it.
     emulator.backend.advance(25 * 3600)
     emulator.backend.configure(service_time=0.2)
