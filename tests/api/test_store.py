@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 
 from api import MODELS, build_request, encode_image, errors, describe
 from api.store import ResultCache, Store
-from apitest import make_client, photo
+from apitest import cancel_once_seen, make_client, photo
 
 
 def edit(seed=1, n=2):
@@ -23,10 +22,9 @@ def creations(emulator):
     return emulator.backend.stats()["creations"]
 
 
-def interrupt_after(seconds):
-    cancel = threading.Event()
-    threading.Timer(seconds, cancel.set).start()
-    return cancel
+def interrupted_once_the_task_exists(emulator):
+    """Cancel, pressed once the task was created and asked about (PENDING or RUNNING, by the queue time)."""
+    return cancel_once_seen(emulator, "query")
 
 
 def test_an_unchanged_request_is_answered_from_the_cache_with_no_request(emulator, tmp_path):
@@ -46,7 +44,7 @@ def test_an_unchanged_request_is_answered_from_the_cache_with_no_request(emulato
 def test_a_task_interrupted_while_running_is_resumed_not_recreated(emulator, tmp_path):
     emulator.backend.configure(queue_time=0.0, service_time=2.0)
     with pytest.raises(errors.Interrupted) as info:
-        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.4))
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupted_once_the_task_exists(emulator))
     assert "RUNNING" in str(info.value)
     task_id = info.value.task_id
     result = make_client(emulator, store=Store(tmp_path)).generate(edit())
@@ -60,9 +58,9 @@ def test_a_task_stopped_while_running_is_fetched_in_the_background(emulator, tmp
     downloaded into the cache, with nobody waiting; the next identical run sends nothing at all."""
     emulator.backend.configure(queue_time=0.0, service_time=0.8)
     with pytest.raises(errors.Interrupted) as stopped:
-        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.3))
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupted_once_the_task_exists(emulator))
     assert "Wan Recent Results" in str(stopped.value)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while [e.state for e in Store(tmp_path).journal.entries()] != ["fetched"]:
         assert time.monotonic() < deadline, "the running task was not followed to its end"
         time.sleep(0.1)
@@ -75,7 +73,7 @@ def test_a_task_stopped_while_running_is_fetched_in_the_background(emulator, tmp
 def test_a_pending_task_interrupted_is_canceled_and_the_next_run_creates_anew(emulator, tmp_path):
     emulator.backend.configure(queue_time=5.0)
     with pytest.raises(errors.Interrupted) as info:
-        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.3))
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupted_once_the_task_exists(emulator))
     assert info.value.task_canceled
     emulator.backend.configure(queue_time=0.1)
     make_client(emulator, store=Store(tmp_path)).generate(edit())
@@ -108,7 +106,7 @@ def test_a_failed_download_is_fetched_again_from_the_same_task(emulator, tmp_pat
 def test_an_expired_task_is_not_waited_for(emulator, tmp_path):
     emulator.backend.configure(queue_time=0.0, service_time=2.0)
     with pytest.raises(errors.Interrupted):
-        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupt_after(0.3))
+        make_client(emulator, store=Store(tmp_path)).generate(edit(), cancel=interrupted_once_the_task_exists(emulator))
     # The service forgot the task (its clock moved past 24 h); our journal, by our clock, still offers it.
     emulator.backend.advance(25 * 3600)
     emulator.backend.configure(service_time=0.2)

@@ -14,7 +14,7 @@ from api import MODELS, Store, build_request, describe, encode_image, errors
 from api.answers import FAILED, task_failure, task_status
 from api.emulator import EmulatorServer, Settings
 from api.journal import Answer
-from apitest import TEST_KEY, make_client, photo
+from apitest import TEST_KEY, cancel_once_seen, make_client, photo
 
 OTHER_KEY = "sk-test-other-account-1234"
 
@@ -51,20 +51,6 @@ def second_emulator():
 
 # ---- the cache and the journal belong to an account at an endpoint ---------------------------------------
 
-def cancel_once_sent(emulator, kind: str) -> threading.Event:
-    """An event set as soon as the emulator has received a request of `kind` (the user's Cancel landing
-    while the service generates), however slow this machine is to get there."""
-    cancel = threading.Event()
-
-    def watch() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(e.get("kind") == kind for e in list(emulator.backend.log)):
-            time.sleep(0.01)
-        cancel.set()
-    threading.Thread(target=watch, daemon=True).start()
-    return cancel
-
-
 def test_a_result_cached_from_one_endpoint_is_not_served_for_another(emulator, second_emulator, tmp_path):
     first = make_client(emulator, store=Store(tmp_path)).generate(edit())
     assert creations(emulator) == 1
@@ -89,7 +75,7 @@ def test_a_result_cached_for_one_account_is_not_served_to_another(two_keys, tmp_
 
 def test_a_task_journaled_for_one_account_is_not_resumed_by_another(two_keys, tmp_path):
     two_keys.backend.configure(queue_time=0.0, service_time=2.0)
-    cancel = cancel_once_sent(two_keys, "async")
+    cancel = cancel_once_seen(two_keys, "query")   # the task exists, RUNNING: journaled
     with pytest.raises(errors.Interrupted):
         make_client(two_keys, store=Store(tmp_path)).generate(edit(), cancel=cancel)
     two_keys.backend.configure(service_time=0.2)
@@ -131,7 +117,7 @@ def test_the_top_level_error_form_of_a_task_answer_is_a_failed_task():
 
 def test_a_sync_run_interrupted_keeps_its_paid_pictures_for_the_next_run(emulator, tmp_path):
     emulator.backend.configure(queue_time=0.0, service_time=1.0)
-    cancel = cancel_once_sent(emulator, "sync")   # ComfyUI's Cancel lands while the service is generating
+    cancel = cancel_once_seen(emulator, "sync")   # ComfyUI's Cancel lands while the service is generating
     first = make_client(emulator, store=Store(tmp_path)).generate(edit(seed=5), transport="sync", cancel=cancel)
     assert cancel.is_set() and len(first.images) == 2
     before = len(emulator.backend.log)
@@ -270,7 +256,7 @@ def test_queuing_again_while_an_interrupted_sync_answer_is_on_its_way_pays_once(
     queued again meanwhile waits for it instead of sending (and paying for) the request again."""
     emulator.backend.configure(queue_time=0.0, service_time=2.0)
     client = make_client(emulator, store=Store(tmp_path))   # ComfyUI's nodes share one client per account
-    cancel = cancel_once_sent(emulator, "sync")
+    cancel = cancel_once_seen(emulator, "sync")   # while the service is generating
     first: dict = {}
     worker = threading.Thread(target=lambda: first.update(result=client.generate(edit(seed=31), transport="sync",
                                                                                  cancel=cancel)))
