@@ -99,7 +99,7 @@ def resolve_api_key(environ: dict[str, str] | None = None, home: Path | None = N
     whitespace and refuses a key that could not be sent (not ASCII), naming where it came from."""
     env = os.environ if environ is None else environ
     try:
-        name = _normalize_in(region, env)
+        name = region_for(region, env)
     except ConfigError:
         name = None  # an unknown region fails where the endpoint is resolved, with its own message
     if name:
@@ -140,8 +140,9 @@ def resolve_api_key(environ: dict[str, str] | None = None, home: Path | None = N
     raise MissingApiKeyError("no DashScope API key found" + (f" for {REGION_LABELS[name]}" if name else ""))
 
 
-def _normalize_in(region: str | None, env: dict[str, str]) -> str:
-    """normalize_region with DASHSCOPE_REGION read from `env` (tests pass their own environment)."""
+def region_for(region: str | None, environ: dict[str, str] | None = None) -> str:
+    """normalize_region with DASHSCOPE_REGION read from `environ` (default: the process's)."""
+    env = os.environ if environ is None else environ
     raw = (region or "").strip().lower()
     if raw in ("", "default", "auto"):
         raw = env.get(ENV_REGION, "").strip().lower() or DEFAULT_REGION

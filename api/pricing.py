@@ -64,7 +64,7 @@ def badge_prices(models: list[str], region_choices: list[str], environ: dict[str
     """{model: {region widget value: [unit price, currency]}} for every price known, exactly as a run would
     estimate it: "default" is resolved now (DASHSCOPE_REGION, else Singapore), and with
     DASHSCOPE_HTTP_BASE_URL set the endpoint is not a region, so only WAN_PRICES applies (as in `info`)."""
-    from .config import endpoint_overridden, normalize_region
+    from .config import endpoint_overridden, region_for
     from .errors import ConfigError
 
     overridden = endpoint_overridden(environ)
@@ -72,7 +72,7 @@ def badge_prices(models: list[str], region_choices: list[str], environ: dict[str
     for model in models:
         for choice in region_choices:
             try:
-                region = None if overridden else normalize_region(choice)
+                region = None if overridden else region_for(choice, environ)
             except ConfigError:  # a DASHSCOPE_REGION that names no region: the run will say so
                 continue
             price = unit_price(model, region)
