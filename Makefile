@@ -1,19 +1,29 @@
 # The two commands a new machine needs: `make test` and `make demo`. Both set themselves up.
+# WAN_COMFY_HOST picks the ComfyUI host (0.33.0, the default, or 0.3.75, the oldest supported): scripts/hosts.py.
 PY := .venv/bin/python
+# The chosen host's Python (for what loads ComfyUI into its own process).
+HOST_PY = $$($(PY) scripts/hosts.py python)
 PORT ?= 8470
 
-.PHONY: venv test demo emulator probe bench soak screenshots clean
+.PHONY: venv host hosts test demo emulator probe bench soak screenshots clean
 
 venv:
 	@bash scripts/setup_venv.sh
 
-# Two pytest runs: tests/comfy loads ComfyUI into its own process (and must not have the repo root on
-# sys.path, hence .venv/bin/pytest rather than python -m pytest); the rest talk to ComfyUI over HTTP.
-test: venv
+# The host WAN_COMFY_HOST picks; `hosts`: both.
+host: venv
+	@bash scripts/setup_host.sh
+
+hosts: venv
+	@bash scripts/setup_host.sh 0.33.0
+	@bash scripts/setup_host.sh 0.3.75
+
+# Each suite in a pytest process of its own (scripts/run_suites.py), its time printed at the end: the api
+# suite, then e2e, browser and in-process tests on ComfyUI 0.33.0, then an e2e smoke on 0.3.75.
+test: hosts
 	bash scripts/setup_browser.sh
 	bash scripts/setup_floor.sh
-	$(PY) -m pytest -q -p no:cacheprovider tests/api tests/e2e tests/browser
-	.venv/bin/pytest -q -p no:cacheprovider tests/comfy
+	$(PY) scripts/run_suites.py
 
 emulator: venv
 	$(PY) -m api.emulator --port $(PORT)
@@ -24,17 +34,18 @@ probe: venv
 	$(PY) -m api.probe $(if $(YES),--yes) $(ARGS)
 
 clean:
-	rm -rf .venv demo_output test_artifacts .comfy_host
+	rm -rf .venv .hosts demo_output test_artifacts .comfy_host
 
-demo: venv
+demo: host
 	$(PY) scripts/demo.py
 
-bench: venv
-	$(PY) benchmarks/run.py
+bench: host
+	$(HOST_PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt scikit-image==0.26.0
+	$(HOST_PY) benchmarks/run.py
 
-soak: venv
-	$(PY) benchmarks/soak.py
+soak: host
+	$(HOST_PY) benchmarks/soak.py
 
-screenshots: venv
+screenshots: host
 	bash scripts/setup_browser.sh
 	$(PY) scripts/screenshots.py

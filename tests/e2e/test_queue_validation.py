@@ -13,6 +13,9 @@ import requests
 from comfy_host import PromptRejected, execution_error
 from e2e_support import graph, upload_array
 
+# Also run on the oldest supported host (scripts/run_suites.py): the queue-time refusal.
+pytestmark = pytest.mark.smoke
+
 PALETTE_90 = json.dumps([{"hex": "#C2D1E6", "ratio": "50.00%"}, {"hex": "#636574", "ratio": "30.00%"},
                          {"hex": "#F2F3F5", "ratio": "10.00%"}])
 

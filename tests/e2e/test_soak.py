@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
+import hosts
 from comfy_host import ROOT
 
 
 def test_one_pass_of_the_fault_soak():
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--cycles", "1", "--min-runs", "20",
-                           "--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    # soak.py loads ComfyUI into its own process: the host's Python.
+    proc = subprocess.run([str(hosts.python()), str(ROOT / "benchmarks" / "soak.py"), "--cycles", "1",
+                           "--min-runs", "20", "--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     out = proc.stdout
     assert out.count("results lost: 0") == 2, out + proc.stderr[-3000:]
     assert out.count("failed without a clear error: 0") == 2, out
