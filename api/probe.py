@@ -559,7 +559,9 @@ def run(argv: list[str] | None = None, out=None) -> int:
     else:
         print_plan(probes, endpoint, out)
         try:
-            key_value = resolve_api_key().reveal()
+            from .ledger import _default_folder  # the pack's state folder, where the settings page keeps keys
+
+            key_value = resolve_api_key(region=args.region, state_folder=_default_folder()).reveal()
         except MissingApiKeyError:
             print("\nNo DashScope API key found, so nothing was sent. The probe compares the real service with "
                   "this pack's emulator and needs a key of the region above: set DASHSCOPE_API_KEY (or "

@@ -13,11 +13,14 @@ import { api } from "../../scripts/api.js";
 
 const ROUTE = "/wan_image/api_keys";
 const SCOPES = [
-  ["all", "All regions", "所有地域"],
-  ["singapore", "Singapore", "新加坡"],
-  ["virginia", "Virginia (US)", "弗吉尼亚（美国）"],
-  ["beijing", "Beijing (China mainland)", "北京（中国内地）"],
+  ["all", "All regions"],
+  ["singapore", "Singapore"],
+  ["virginia", "Virginia (US)"],
+  ["beijing", "Beijing (China mainland)"],
 ];
+
+const TOOLTIP = "Kept by the pack on this server (its state folder, readable by you only); never saved in " +
+  "workflows, pictures or ComfyUI's settings file. Environment variables and key files win over it.";
 
 const TEXT = {
   en: {
@@ -30,8 +33,6 @@ const TEXT = {
     removed: "removed",
     usedInstead: (what) => `used instead for this region: ${what}`,
     failed: "could not reach ComfyUI",
-    tooltip: "Kept by the pack on this server (its state folder, readable by you only); never saved in " +
-      "workflows, pictures or ComfyUI's settings file. Environment variables and key files win over it.",
   },
   zh: {
     notSet: "未设置",
@@ -43,8 +44,6 @@ const TEXT = {
     removed: "已删除",
     usedInstead: (what) => `此地域实际使用：${what}`,
     failed: "无法连接 ComfyUI",
-    tooltip: "由本插件保存在此服务器上（其状态文件夹，仅您可读）；不会保存在工作流、图片或 ComfyUI 的设置文件中。" +
-      "环境变量和密钥文件优先。",
   },
 };
 
@@ -154,11 +153,12 @@ function renderKeyRow(scope) {
 
 app.registerExtension({
   name: "comfyui-wan-image.api-keys",
-  settings: SCOPES.map(([scope, en, zh], i) => ({
+  settings: SCOPES.map(([scope, en], i) => ({
     id: `WanImage.ApiKey.${scope}`,
     category: ["Wan (DashScope)", "API key", scope],
-    name: locale() === "zh" ? `API 密钥：${zh}` : `API key: ${en}`,
-    tooltip: TEXT[locale()].tooltip,
+    // Chinese names: locales/zh/settings.json (the page translates settings by their id).
+    name: `API key: ${en}`,
+    tooltip: TOOLTIP,
     // Rendered here, never stored by the settings store: the setter is deliberately not used.
     type: () => renderKeyRow(scope),
     defaultValue: "",
