@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .config import REGION_LABELS, REGIONS
 from .filelock import lock, open_lock_file, unlock
-from .secrets import ApiKey, clean_key, key_problem, register_secret
+from .secrets import ApiKey, register_secret
 
 FILE_NAME = "api_keys.json"
 ALL_REGIONS = "all"
@@ -143,7 +143,3 @@ class PageKeys:
                 pass
             raise
 
-
-def check_key_text(value: str) -> str | None:
-    """Why a typed key cannot be stored, or None (the route answers with it before storing anything)."""
-    return key_problem(clean_key(value))

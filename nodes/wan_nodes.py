@@ -256,10 +256,11 @@ def core_palette_inputs() -> list[Any]:
 
 
 def core_boxes_input() -> list[Any]:
-    if not hasattr(io, "BoundingBox"):
+    if not hasattr(io, "BoundingBox") or not hasattr(io, "BoundingBoxes"):
         return []
-    return [io.BoundingBox.Input(
-        "bboxes", optional=True, force_input=True,
+    # Either core box type: BOUNDING_BOX (Create Bounding Boxes' output, detectors) or BOUNDING_BOXES.
+    return [io.MultiType.Input(
+        "bboxes", [io.BoundingBox, io.BoundingBoxes], optional=True,
         tooltip="Boxes from ComfyUI's box nodes (Create Bounding Boxes, a detector): its k-th list of boxes goes "
                 "on picture k, numbered as the editor numbers them; boxes drawn in Create Bounding Boxes are "
                 "scaled from its width x height onto the picture. Added to the boxes from masks and from the "

@@ -35,7 +35,7 @@ def test_the_nodes_declare_what_the_host_has(comfy):
         assert info[name].get("price_badge") is None, name
     optional = info["WanBBox"]["input"]["optional"]
     if NEWEST:
-        assert optional["bboxes"][0] == "BOUNDING_BOX" and optional["colors"][0] == "COLORS"
+        assert optional["bboxes"][0] == "BOUNDING_BOX,BOUNDING_BOXES" and optional["colors"][0] == "COLORS"
         for name in ("WanImageEdit", "WanTextToImage", "WanBBox"):
             assert "colors" in info[name]["input"]["optional"] and "color_shares" in info[name]["input"]["optional"]
         # New inputs come after every older one: saved workflows' widget values keep their places.
@@ -77,6 +77,22 @@ def test_a_box_from_create_bounding_boxes_and_core_colours_reach_the_service(com
     assert params["color_palette"] == [{"hex": "#C2D1E6", "ratio": "33.34%"}, {"hex": "#0A0B0C", "ratio": "33.33%"},
                                        {"hex": "#FFFFFF", "ratio": "33.33%"}]
     assert info_of(entry, "5")["bbox_list"] == params["bbox_list"]
+
+
+@newest_only
+def test_boxes_given_as_a_value_in_the_prompt(comfy, emulator):
+    """An API client may send core boxes (BOUNDING_BOXES' form: one picture's boxes, with metadata) as a value."""
+    from pathlib import Path
+
+    comfy.upload_image(Path(__file__).resolve().parents[2] / "example_workflows" / "inputs" / "wan_example_room.png")
+    graph = bbox_graph(int(time.time()) % 100000, {})
+    del graph["2"]
+    graph["3"]["inputs"]["bboxes"] = {"__value__": [{"x": 10.4, "y": 20, "width": 100, "height": 50,
+                                                     "metadata": {"type": "obj"}}]}
+    entry = comfy.run(graph)
+    assert execution_error(entry) is None, execution_error(entry)
+    (create,) = [e for e in emulator.backend.log if e.get("billable")]
+    assert create["body"]["parameters"]["bbox_list"] == [[[10, 20, 110, 70]]]
 
 
 @newest_only
