@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comfy_host import ComfyHost, execution_error
+from comfy_host import ComfyHost, execution_error, start_together
 
 CLEAR = {"WanError", "WanInputError", "DailyLimitError", "ConfigError", "WanAPIError", "InvalidParameterError",
          "ContentModerationError", "RateLimitError", "ServerError", "ServiceUnavailableError", "TaskFailedError",
@@ -137,8 +137,15 @@ class Pair:
         self.hosts = [ComfyHost(env, base_dir=self.base) for _ in range(2)]
 
     def start(self) -> None:
+        start_together(*self.hosts)
+
+    def launch(self) -> None:
         for host in self.hosts:
-            host.start()
+            host.launch()
+
+    def wait_ready(self) -> None:
+        for host in self.hosts:
+            host.wait_ready()
 
     def stop(self) -> None:
         for host in self.hosts:
@@ -342,13 +349,18 @@ def run(emulator_module: Any, key: str, rounds: int, log: Any = print) -> tuple[
     ledgers: dict[str, dict[str, int]] = {}
     billed_by_group: dict[str, int] = {}
     billed_before = 0
+    groups = ("a", "b", "c")
+    pairs = {group: Pair({**env, **next(sc for sc in plan if sc.group == group).env}) for group in groups}
     try:
-        for group in ("a", "b", "c"):
+        pairs["a"].launch()
+        for i, group in enumerate(groups):
             members = [sc for sc in plan if sc.group == group]
-            pair = Pair({**env, **members[0].env})
+            pair = pairs[group]
             try:
                 backend.configure(service_time=2.5 if members[0].kill else 0.6)
-                pair.start()
+                pair.wait_ready()
+                if i + 1 < len(groups):
+                    pairs[groups[i + 1]].launch()   # starts while this group's rounds run
                 for sc in members:
                     # The limit is crossed in the second round, so that scenario always has two.
                     count = max(2, rounds) if "WAN_DAILY_IMAGE_LIMIT" in sc.env else rounds
@@ -363,6 +375,8 @@ def run(emulator_module: Any, key: str, rounds: int, log: Any = print) -> tuple[
                 pair.cleanup()
         rows = {sc.name: account(sc, backend) for sc in plan}
     finally:
+        for pair in pairs.values():
+            pair.cleanup()
         server.stop()
 
     lines = [f"{'scenario':<32}{'runs':>5}{'ok':>5}{'clear':>6}{'unclear':>8}{'creat.':>7}{'canc.':>6}{'billed':>7}"

@@ -2,10 +2,17 @@
 
     .venv/bin/python scripts/run_suites.py [SUITE ...]     (no SUITE: all of them, as CI runs them)
 
-Suites (see SUITES): the client and emulator; the end-to-end and browser suites and the in-process node tests
-on the newest host, ComfyUI 0.33.0; a smoke of the end-to-end suite on the oldest supported host, 0.3.75.
-Runs them one after another and goes on past a failure; exits non-zero if any failed. The times also go to
-test_artifacts/suite_times.txt (`.ci/run` prints it last).
+Suites (see SUITES): the client and emulator; the end-to-end suite, the short pass of the fault soak, the
+browser suite and the in-process node tests on the newest host, ComfyUI 0.33.0; a smoke of the end-to-end
+suite on the oldest supported host, 0.3.75.
+
+The suites run in two lanes at once (LANES): most of a suite's time is waiting (for the emulator's service
+time, for ComfyUI), and most of the CPU goes to starting ComfyUI servers and drawing pages, so two lanes keep
+both cores of these machines busy. No test depends on another suite: each has its own emulator and servers
+on free ports and its own temporary folders. A suite's output is printed whole when it ends (and kept in
+test_artifacts/suites/); a failure does not stop the other suites. Exits non-zero if any suite failed. The
+times also go to test_artifacts/suite_times.txt (`.ci/run` prints it last). WAN_TEST_LANES=1 runs the suites
+one after another.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hosts  # noqa: E402
 
 ROOT = hosts.ROOT
-TIMES = ROOT / "test_artifacts" / "suite_times.txt"
-PYTEST = ["-q", "-p", "no:cacheprovider", "--durations=8"]
+ARTIFACTS = ROOT / "test_artifacts"
+TIMES = ARTIFACTS / "suite_times.txt"
+PYTEST = ["-q", "-p", "no:cacheprovider", "--durations=10"]
 
 
 @dataclass
@@ -40,39 +49,68 @@ class Suite:
         return [str(ROOT / os.environ.get("VENV", ".venv") / "bin" / "python"), "-m", "pytest", *PYTEST, *self.args]
 
 
-SUITES = [
-    Suite("api", None, ["tests/api"]),
-    Suite(f"e2e @ {hosts.NEWEST}", hosts.NEWEST, ["tests/e2e"]),
-    Suite(f"browser @ {hosts.NEWEST}", hosts.NEWEST, ["tests/browser"]),
-    Suite(f"comfy (in-process) @ {hosts.NEWEST}", hosts.NEWEST, ["tests/comfy"], in_host_python=True),
-    Suite(f"e2e smoke @ {hosts.OLDEST}", hosts.OLDEST, ["-m", "smoke", "tests/e2e"]),
-]
+SOAK = "tests/e2e/test_soak.py"
+SUITES = {
+    "api": Suite("api", None, ["tests/api"]),
+    "e2e": Suite(f"e2e @ {hosts.NEWEST}", hosts.NEWEST, ["tests/e2e", f"--ignore={SOAK}"]),
+    "soak": Suite(f"soak, short pass @ {hosts.NEWEST}", hosts.NEWEST, [SOAK]),
+    "browser": Suite(f"browser @ {hosts.NEWEST}", hosts.NEWEST, ["tests/browser"]),
+    "comfy": Suite(f"comfy, in-process @ {hosts.NEWEST}", hosts.NEWEST, ["tests/comfy"], in_host_python=True),
+    "smoke": Suite(f"e2e smoke @ {hosts.OLDEST}", hosts.OLDEST, ["-m", "smoke", "tests/e2e", f"--ignore={SOAK}"]),
+}
+# Two lanes of about the same length (measured; README "Tests").
+LANES = [["e2e", "smoke", "comfy"], ["api", "soak", "browser"]]
+
+
+def run(suite: Suite, rows: dict, lock: threading.Lock) -> None:
+    env = {**os.environ}
+    if suite.host:
+        env[hosts.VARIABLE] = suite.host
+    log_path = ARTIFACTS / "suites" / (suite.name.replace(" @ ", "-").replace(", ", "-").replace(" ", "_") + ".log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock:
+        print(f"=== {suite.name}: started ({' '.join(suite.command()[1:])})", flush=True)
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        code = subprocess.call(suite.command(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - started
+    with lock:
+        rows[suite.name] = (seconds, code)
+        print(f"\n=== {suite.name}: {'passed' if code == 0 else 'FAILED'} in {fmt(seconds)}", flush=True)
+        print(log_path.read_text(errors="replace"), flush=True)
 
 
 def main(argv: list[str]) -> int:
-    wanted = [s for s in SUITES if not argv or any(a in s.name for a in argv)]
-    if not wanted:
-        print(f"no suite matches {argv}; suites: {', '.join(s.name for s in SUITES)}", file=sys.stderr)
+    unknown = [a for a in argv if a not in SUITES]
+    if unknown:
+        print(f"unknown suite(s) {unknown}; suites: {', '.join(SUITES)}", file=sys.stderr)
         return 2
-    rows = []
-    started_all = time.monotonic()
-    for suite in wanted:
-        env = {**os.environ}
-        if suite.host:
-            env[hosts.VARIABLE] = suite.host
-        print(f"\n=== {suite.name}: {' '.join(suite.command()[1:])}", flush=True)
-        started = time.monotonic()
-        code = subprocess.call(suite.command(), cwd=ROOT, env=env)
-        rows.append((suite.name, time.monotonic() - started, code))
-    total = time.monotonic() - started_all
-    lines = [f"{'suite':<32}{'time':>9}  result"]
-    lines += [f"{name:<32}{fmt(seconds):>9}  {'passed' if code == 0 else f'FAILED ({code})'}"
-              for name, seconds, code in rows]
-    lines.append(f"{'all suites':<32}{fmt(total):>9}")
+    lanes = [[key for key in lane if not argv or key in argv] for lane in LANES]
+    if os.environ.get("WAN_TEST_LANES") == "1":
+        lanes = [[key for lane in lanes for key in lane]]
+    rows: dict[str, tuple[float, int]] = {}
+    lock = threading.Lock()
+    started = time.monotonic()
+    make_started = os.environ.get("WAN_MAKE_STARTED", "")
+    setup = time.time() - int(make_started) if make_started.isdigit() else None
+    threads = [threading.Thread(target=lambda lane=lane: [run(SUITES[k], rows, lock) for k in lane])
+               for lane in lanes if lane]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    total = time.monotonic() - started
+    order = [SUITES[k].name for lane in lanes for k in lane]
+    lines = [f"{'suite':<34}{'time':>7}  result"]
+    if setup is not None:
+        lines.append(f"{'set-up (make test, before these)':<34}{fmt(setup):>7}")
+    lines += [f"{name:<34}{fmt(rows[name][0]):>7}  {'passed' if rows[name][1] == 0 else 'FAILED'}"
+              for name in order if name in rows]
+    lines.append(f"{'all suites (' + str(len(threads)) + ' lanes at once)':<34}{fmt(total):>7}")
     TIMES.parent.mkdir(parents=True, exist_ok=True)
     TIMES.write_text("\n".join(lines) + "\n")
     print("\n" + "\n".join(lines), flush=True)
-    return 0 if all(code == 0 for _, _, code in rows) else 1
+    return 0 if len(rows) == len(order) and all(code == 0 for _, code in rows.values()) else 1
 
 
 def fmt(seconds: float) -> str:

@@ -33,8 +33,64 @@ def emulator():
 def comfy(emulator):
     host = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY})
     host.start()
+    _launch_early(emulator)
     yield host
     host.cleanup()
+    for hosts in _early.values():
+        for early_host in reversed(hosts):
+            early_host.cleanup()
+
+
+# ---- servers launched early ----------------------------------------------------------------------------
+# A test that needs ComfyUI servers of its own (another environment, a base directory of its own) names them
+# in its module's EARLY_SERVERS: {test name: factory(emulator) -> [ComfyHost, ...]}, and takes them with the
+# `early` fixture, started and ready. They are launched as soon as the session's server is up, so that their
+# start-up (most of such a test's cost on ComfyUI 0.33.0: about 15 s each on two idle cores) overlaps the
+# tests before them instead of adding to them. Only the selected tests' servers are launched.
+
+_early_plans: dict = {}   # test node id -> factory
+_early: dict = {}         # test node id -> the hosts it made, launched
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        factory = getattr(item.module, "EARLY_SERVERS", {}).get(getattr(item, "originalname", item.name))
+        if factory is not None:
+            _early_plans[item.nodeid] = factory
+
+
+def _launch_early(emulator) -> None:
+    for nodeid, factory in _early_plans.items():
+        if nodeid not in _early:
+            _early[nodeid] = [host.launch() for host in factory(emulator)]
+
+
+@pytest.fixture
+def early(request, emulator):
+    """The servers this test's EARLY_SERVERS entry made, each up; cleaned up (stopped, folders removed) after
+    the test."""
+    _launch_early(emulator)
+    hosts = _early.pop(request.node.nodeid)
+    try:
+        for host in hosts:
+            host.wait_ready()
+        yield hosts
+    finally:
+        for host in reversed(hosts):
+            host.cleanup()
+
+
+@pytest.fixture
+def comfy_to_restart(comfy):
+    """The session's server, for a test about restarting ComfyUI (stopped and started again on its base
+    directory, perhaps with another environment): a server of the test's own would cost two more starts, the
+    slowest thing in this suite. Whatever the test does, the server is left running as the session made it."""
+    env = dict(comfy.env)
+    try:
+        yield comfy
+    finally:
+        if comfy.env != env or not comfy.running():
+            comfy.restart(env)
 
 
 @pytest.fixture(autouse=True)

@@ -3,25 +3,12 @@ and two servers on one base directory (one journal, one cache, one ledger, one s
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 from comfy_host import ComfyHost, execution_error
 from e2e_support import E2E_KEY
-
-
-@pytest.fixture
-def base_dir():
-    path = Path(tempfile.mkdtemp(prefix="wan-money-"))
-    yield path
-    if not os.environ.get("WAN_KEEP_TEST_DIRS"):
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def host_on(base_dir: Path, emulator, **env: str) -> ComfyHost:
@@ -58,9 +45,27 @@ def max_in_flight(emulator) -> int:
     return peak
 
 
-def test_daily_limit_of_3_refuses_before_sending_and_across_a_restart(emulator, base_dir):
+def env_of(emulator, **env: str) -> dict[str, str]:
+    return {"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY, **env}
+
+
+def pair_on_one_folder(env: dict[str, str]) -> list[ComfyHost]:
+    first = ComfyHost(env)
+    return [first, ComfyHost(env, base_dir=first.base)]
+
+
+# Servers of these tests' own, launched while the tests before them run (conftest.py).
+EARLY_SERVERS = {
+    "test_daily_limit_of_3_refuses_before_sending_and_across_a_restart":
+        lambda emulator: [ComfyHost(env_of(emulator, WAN_DAILY_IMAGE_LIMIT="3"))],
+    "test_two_servers_together_stay_within_max_concurrent":
+        lambda emulator: pair_on_one_folder(env_of(emulator, WAN_MAX_CONCURRENT="2")),
+}
+
+
+def test_daily_limit_of_3_refuses_before_sending_and_across_a_restart(emulator, early):
     seed = int(time.time()) % 100000
-    first = host_on(base_dir, emulator, WAN_DAILY_IMAGE_LIMIT="3").start()
+    (first,) = early    # a server of its own, on a base directory of its own, WAN_DAILY_IMAGE_LIMIT=3
     try:
         entry = first.run(t2i(seed, 2))
         assert execution_error(entry) is None, execution_error(entry)
@@ -77,7 +82,7 @@ def test_daily_limit_of_3_refuses_before_sending_and_across_a_restart(emulator, 
         assert creations(emulator) == 2
     finally:
         first.stop()
-    second = host_on(base_dir, emulator, WAN_DAILY_IMAGE_LIMIT="3").start()
+    second = first.start()   # the same server started again: same folder, same environment
     try:
         entry = second.run(t2i(seed + 3, 1))
         error = execution_error(entry)
@@ -100,10 +105,12 @@ def test_daily_limit_of_3_refuses_before_sending_and_across_a_restart(emulator, 
         second.stop()
 
 
-def test_two_servers_on_one_folder_run_at_once_with_one_creation_each(emulator, base_dir):
+def test_two_servers_on_one_folder_run_at_once_with_one_creation_each(emulator, comfy):
+    """The session's server and a second one started on its base directory."""
     emulator.backend.configure(queue_time=0.2, service_time=1.0)
-    a = host_on(base_dir, emulator).start()
-    b = host_on(base_dir, emulator).start()
+    a = comfy
+    a_log_from = len(a.log())
+    b = host_on(comfy.base, emulator).start()
     try:
         seed = int(time.time()) % 100000
         # 8 Wan nodes in flight: 4 in a graph on each server, queued at the same moment.
@@ -115,8 +122,8 @@ def test_two_servers_on_one_folder_run_at_once_with_one_creation_each(emulator, 
             assert all(len(entry["outputs"][str(100 + i)]["images"]) == 1 for i in range(4))
         stats = emulator.backend.stats()
         assert stats["creations"] == 8 and set(stats["creations_by_fingerprint"].values()) == {1}
-        for host in (a, b):
-            assert "database is locked" not in host.log() and "OperationalError" not in host.log()
+        for log in (a.log()[a_log_from:], b.log()):
+            assert "database is locked" not in log and "OperationalError" not in log
         # A result one server fetched is served from the shared cache by the other: nothing is sent.
         before = len(emulator.backend.log)
         entry = b.run(t2i(seed, 1, nodes=4, prefix="again"))
@@ -124,14 +131,12 @@ def test_two_servers_on_one_folder_run_at_once_with_one_creation_each(emulator, 
         assert len(emulator.backend.log) == before, "the other server's cached results were asked for again"
         assert all(len(entry["outputs"][str(100 + i)]["images"]) == 1 for i in range(4))
     finally:
-        a.stop()
         b.stop()
 
 
-def test_two_servers_together_stay_within_max_concurrent(emulator, base_dir):
+def test_two_servers_together_stay_within_max_concurrent(emulator, early):
     emulator.backend.configure(queue_time=0.1, service_time=1.0)
-    a = host_on(base_dir, emulator, WAN_MAX_CONCURRENT="2").start()
-    b = host_on(base_dir, emulator, WAN_MAX_CONCURRENT="2").start()
+    a, b = early    # two servers on one base directory of their own, WAN_MAX_CONCURRENT=2 on both
     try:
         seed = int(time.time()) % 100000 + 500
         with ThreadPoolExecutor(2) as pool:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 from comfy_host import ComfyHost, PromptRejected, execution_error
 from e2e_support import E2E_KEY
 
@@ -62,17 +60,14 @@ def test_tooltips_say_which_transports_and_regions_apply(comfy):
     assert "Singapore, Virginia and Beijing" in inter["region"][1]["tooltip"]
 
 
-@pytest.fixture(scope="module")
-def comfy_without_override(emulator):
-    """A ComfyUI whose pack talks to the real regions (no DASHSCOPE_HTTP_BASE_URL). Nothing here may reach
-    them: every graph below must be refused first."""
-    host = ComfyHost({"DASHSCOPE_API_KEY": E2E_KEY})
-    host.start()
-    yield host
-    host.cleanup()
+# A ComfyUI whose pack talks to the real regions (no DASHSCOPE_HTTP_BASE_URL), launched while the tests
+# before it run (conftest.py). Nothing here may reach them: every graph below must be refused first.
+EARLY_SERVERS = {"test_virginia_is_refused_before_anything_is_sent":
+                 lambda emulator: [ComfyHost({"DASHSCOPE_API_KEY": E2E_KEY})]}
 
 
-def test_virginia_is_refused_before_anything_is_sent(comfy_without_override):
+def test_virginia_is_refused_before_anything_is_sent(early):
+    (comfy_without_override,) = early
     message = refusal(comfy_without_override, t2i({"region": "virginia"}))
     assert "region" in message and "Beijing and Singapore" in message, message
     edit_graph = {"10": {"class_type": "WanImageEdit", "inputs": {

@@ -3,17 +3,13 @@ and key, a task that failed and is queued again, a sync run interrupted and queu
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from api.emulator import EmulatorServer, Settings
-from comfy_host import ComfyHost, execution_error
+from comfy_host import execution_error
 from e2e_support import E2E_KEY
 from test_comfyui import saved_pixels, served_pixels
 
@@ -38,46 +34,32 @@ def same_pictures(a, b) -> bool:
     return len(a) == len(b) and all(np.abs(x.astype(int) - y.astype(int)).max() <= 1 for x, y in zip(a, b))
 
 
-@pytest.fixture
-def base_dir():
-    path = Path(tempfile.mkdtemp(prefix="wan-paths-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def test_a_graph_moved_to_another_service_and_key_is_sent_anew(emulator, base_dir):
+def test_a_graph_moved_to_another_service_and_key_is_sent_anew(emulator, comfy_to_restart):
     """The emulator's cached picture must never be served as the real service's (nor one account's pictures
-    to another); back on the first service and key, the cached answer is used again."""
+    to another); back on the first service and key, the cached answer is used again. One ComfyUI, restarted
+    on its base directory with the other service and key, then with the first again."""
+    comfy = comfy_to_restart
+    first_env = dict(comfy.env)
+    assert first_env == {"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY}
     other = EmulatorServer(settings=Settings(queue_time=0.1, service_time=0.3, api_keys=[OTHER_KEY])).start()
     seed = int(time.time()) % 100000
+    # The test's own prompt: the session's server has the results of every earlier test in its cache.
+    prompt = f"a lighthouse, moved ({uuid.uuid4().hex[:8]})"
     try:
-        first = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY},
-                          base_dir=base_dir).start()
-        try:
-            entry = first.run(t2i(seed))
-            assert execution_error(entry) is None, execution_error(entry)
-            original = saved_pixels(first, entry, "2")
-        finally:
-            first.stop()
-        moved = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": other.base_url, "DASHSCOPE_API_KEY": OTHER_KEY},
-                          base_dir=base_dir).start()
-        try:
-            entry = moved.run(t2i(seed))
-            assert execution_error(entry) is None, execution_error(entry)
-            assert other.backend.stats()["creations"] == 1, "a cached answer crossed to another service and key"
-            assert same_pictures(saved_pixels(moved, entry, "2"), served_for(other, lambda e: e.get("billable")))
-        finally:
-            moved.stop()
+        entry = comfy.run(t2i(seed, prompt=prompt))
+        assert execution_error(entry) is None, execution_error(entry)
+        original = saved_pixels(comfy, entry, "2")
+        comfy.restart({"DASHSCOPE_HTTP_BASE_URL": other.base_url, "DASHSCOPE_API_KEY": OTHER_KEY})
+        entry = comfy.run(t2i(seed, prompt=prompt))
+        assert execution_error(entry) is None, execution_error(entry)
+        assert other.backend.stats()["creations"] == 1, "a cached answer crossed to another service and key"
+        assert same_pictures(saved_pixels(comfy, entry, "2"), served_for(other, lambda e: e.get("billable")))
         requests_before = len(emulator.backend.log)
-        back = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY},
-                         base_dir=base_dir).start()
-        try:
-            entry = back.run(t2i(seed))
-            assert execution_error(entry) is None, execution_error(entry)
-            assert len(emulator.backend.log) == requests_before, "the original service was asked again"
-            assert same_pictures(saved_pixels(back, entry, "2"), original)
-        finally:
-            back.stop()
+        comfy.restart(first_env)
+        entry = comfy.run(t2i(seed, prompt=prompt))
+        assert execution_error(entry) is None, execution_error(entry)
+        assert len(emulator.backend.log) == requests_before, "the original service was asked again"
+        assert same_pictures(saved_pixels(comfy, entry, "2"), original)
     finally:
         other.stop()
 
