@@ -8,10 +8,13 @@ from comfy_api.latest import ComfyExtension, io
 
 from .api.secrets import get_logger
 from .nodes import NODES
+from .nodes.key_route import register_with_comfyui
 
 WEB_DIRECTORY = "./web"
 
 get_logger("wan")
+# The key setting of ComfyUI's settings page talks to this route (web/wan_settings.js).
+register_with_comfyui()
 
 
 class WanImageExtension(ComfyExtension):

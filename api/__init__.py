@@ -23,13 +23,14 @@ from .models import (
     EDIT, INTERLEAVE, MODEL_NAMES, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, check_region, choose_transport, get_model,
     models_with_mode, region_summary, streaming_offers, transport_summary,
 )
-from .palette import palette_from_pixels, swatches
+from .palette import node_palette, palette_from_colors, palette_from_pixels, swatches
 from .pictures import number_pictures
 from .present import describe
+from .pricing import AT_MOST, EXACT, PER_INPUT_PICTURE, price_badge_expr
 from .ratelimit import max_concurrent
 from .request import (
-    InputImage, Params, WanRequest, bbox_edit, build_request, check_color_palette, check_settings, edit,
-    interleave, parse_boxes, sequential, text_to_image,
+    InputImage, Params, WanRequest, bbox_edit, boxes_from_bounding_boxes, build_request, check_color_palette,
+    check_settings, edit, interleave, parse_boxes, sequential, text_to_image,
 )
 from .result import Progress, WanResult
 from .secrets import ApiKey, get_logger

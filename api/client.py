@@ -40,7 +40,9 @@ class WanClient:
                  downloader: Downloader | None = None, task_limiter: TokenBucket | None = None,
                  max_wait: float = 30 * 60.0, query_failure_budget: float = 120.0,
                  store: Store | None = None) -> None:
-        key = api_key if isinstance(api_key, ApiKey) else ApiKey(api_key) if api_key else resolve_api_key()
+        key = (api_key if isinstance(api_key, ApiKey) else ApiKey(api_key) if api_key else
+               resolve_api_key(region=region or (endpoint.region if endpoint else None),
+                               state_folder=store.folder if store is not None else None))
         self.endpoint = endpoint or resolve_endpoint(region)
         self.transport = Transport(self.endpoint, key, retry or RetryPolicy(), timeouts or Timeouts())
         self.downloader = downloader or Downloader()

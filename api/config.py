@@ -1,8 +1,9 @@
 """Where requests go and with which key (regions, the base-URL override, key discovery), and where the
 pack keeps its state on disk.
 
-The key is looked up as the official DashScope SDK does it: DASHSCOPE_API_KEY, then the file named by
-DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope/api_key. DASHSCOPE_HTTP_BASE_URL replaces the whole base
+The key is looked up as the official DashScope SDK does it (DASHSCOPE_API_KEY, then the file named by
+DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope/api_key), with a per-region variable before those and the keys
+typed into ComfyUI's settings after them: `resolve_api_key` has the order. DASHSCOPE_HTTP_BASE_URL replaces the whole base
 URL (`.../api/v1`) for proxies and for this pack's emulator; it wins over the region.
 """
 
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, MissingApiKeyError
-from .secrets import ApiKey
+from .errors import ConfigError, InvalidApiKeyError, MissingApiKeyError
+from .secrets import ApiKey, clean_key
 
 REGIONS: dict[str, str] = {
     "singapore": "https://dashscope-intl.aliyuncs.com/api/v1",
@@ -76,31 +77,90 @@ def normalize_region(name: str | None) -> str:
     return raw
 
 
-def resolve_api_key(environ: dict[str, str] | None = None, home: Path | None = None) -> ApiKey:
+def region_key_variable(region: str) -> str:
+    """DASHSCOPE_API_KEY_BEIJING: the environment variable holding one region's key."""
+    return f"{ENV_API_KEY}_{region.upper()}"
+
+
+def _read_key_file(path: Path, named_by: str) -> str:
+    """A key file's text: UTF-8 with or without a byte-order mark, or UTF-16 with one (what Notepad's
+    "Unicode" saves). Cleaning and checking the key is ApiKey's."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidApiKeyError(f"the API key file {path} ({named_by}) is not text in UTF-8 (or UTF-16 with a "
+                                 "byte-order mark); save it as plain text with the key on one line") from None
+
+
+def resolve_api_key(environ: dict[str, str] | None = None, home: Path | None = None, *, region: str | None = None,
+                    state_folder: "os.PathLike[str] | str | None" = None) -> ApiKey:
+    """The key for a request to `region` (a region name, or None/"default" for DASHSCOPE_REGION, else
+    Singapore), first found of:
+
+    1. DASHSCOPE_API_KEY_<REGION> (e.g. DASHSCOPE_API_KEY_BEIJING): that region's key;
+    2. DASHSCOPE_API_KEY;
+    3. the file named by DASHSCOPE_API_KEY_FILE_PATH (it must exist and hold a key);
+    4. ~/.dashscope/api_key;
+    5. the key typed into ComfyUI's settings for that region (kept in `state_folder`, api/keystore.py);
+    6. the key typed there for all regions.
+
+    With DASHSCOPE_HTTP_BASE_URL set the endpoint is no region, but the key is still looked up for the
+    node's region (its widget, "default" as above): a proxy or the emulator is reached with the key of the
+    region it stands for. Every key passes through ApiKey, which drops a byte-order mark and surrounding
+    whitespace and refuses a key that could not be sent (not ASCII), naming where it came from."""
     env = os.environ if environ is None else environ
-    value = env.get(ENV_API_KEY, "").strip()
-    if value:
-        return ApiKey(value)
+    try:
+        name = region_for(region, env)
+    except ConfigError:
+        name = None  # an unknown region fails where the endpoint is resolved, with its own message
+    if name:
+        variable = region_key_variable(name)
+        value = env.get(variable, "")
+        if clean_key(value):
+            return ApiKey(value, variable)
+    value = env.get(ENV_API_KEY, "")
+    if clean_key(value):
+        return ApiKey(value, ENV_API_KEY)
     key_file = env.get(ENV_API_KEY_FILE, "").strip()
     if key_file:
         path = Path(key_file).expanduser()
         try:
-            value = path.read_text(encoding="utf-8").strip()
+            value = _read_key_file(path, ENV_API_KEY_FILE)
         except OSError as exc:
             raise MissingApiKeyError(
                 f"{ENV_API_KEY_FILE} names {path}, which cannot be read ({exc.strerror or exc})"
             ) from None
-        if value:
-            return ApiKey(value)
+        if clean_key(value):
+            return ApiKey(value, f"the file {path} ({ENV_API_KEY_FILE})")
         raise MissingApiKeyError(f"{ENV_API_KEY_FILE} names {path}, which is empty")
     default = (home / ".dashscope" / "api_key") if home else DEFAULT_KEY_FILE.expanduser()
     try:
-        value = default.read_text(encoding="utf-8").strip()
+        value = _read_key_file(default, "the default key file")
     except OSError:
         value = ""
-    if value:
-        return ApiKey(value)
-    raise MissingApiKeyError("no DashScope API key found")
+    if clean_key(value):
+        return ApiKey(value, f"the file {default} (the default key file, ~/.dashscope/api_key)")
+    if state_folder is not None:
+        from .keystore import ALL_REGIONS, PageKeys
+
+        page = PageKeys(state_folder)
+        for scope in ([name] if name else []) + [ALL_REGIONS]:
+            key = page.get(scope)
+            if key is not None:
+                return key
+    raise MissingApiKeyError("no DashScope API key found" + (f" for {REGION_LABELS[name]}" if name else ""))
+
+
+def region_for(region: str | None, environ: dict[str, str] | None = None) -> str:
+    """normalize_region with DASHSCOPE_REGION read from `environ` (default: the process's)."""
+    env = os.environ if environ is None else environ
+    raw = (region or "").strip().lower()
+    if raw in ("", "default", "auto"):
+        raw = env.get(ENV_REGION, "").strip().lower() or DEFAULT_REGION
+    return normalize_region(raw)
 
 
 @dataclass(frozen=True)

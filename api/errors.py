@@ -13,7 +13,7 @@ from .billing import maybe
 from .secrets import redact
 
 __all__ = [
-    "WanError", "WanInputError", "ConfigError", "MissingApiKeyError", "WanAPIError", "InvalidParameterError",
+    "WanError", "WanInputError", "ConfigError", "MissingApiKeyError", "InvalidApiKeyError", "WanAPIError", "InvalidParameterError",
     "ContentModerationError", "ArrearageError", "AuthenticationError", "AccessDeniedError", "ModelNotFoundError",
     "RequestTimeoutError", "RateLimitError", "ServerError", "ServiceUnavailableError", "TaskFailedError",
     "TaskCanceledError", "TaskExpiredError", "WanConnectionError", "WanTimeoutError", "StreamCutError",
@@ -92,11 +92,19 @@ class ConfigError(WanError):
 
 class MissingApiKeyError(ConfigError):
     hint = (
-        "Set the environment variable DASHSCOPE_API_KEY before starting ComfyUI, or put the key in the file "
-        "named by DASHSCOPE_API_KEY_FILE_PATH, or in ~/.dashscope/api_key. Keys are per region "
-        "(Singapore, Virginia, Beijing). To try the pack offline, run its emulator and set "
-        "DASHSCOPE_HTTP_BASE_URL to it (see the README)"
+        "Type the key into ComfyUI's settings (Settings, Wan (DashScope): one key per region, or one for all "
+        "regions), or set the environment variable DASHSCOPE_API_KEY (DASHSCOPE_API_KEY_BEIJING etc. for one "
+        "region) before starting ComfyUI, or put the key in the file named by DASHSCOPE_API_KEY_FILE_PATH, or "
+        "in ~/.dashscope/api_key. Keys are per region (Singapore, Virginia, Beijing). To try the pack offline, "
+        "run its emulator and set DASHSCOPE_HTTP_BASE_URL to it (see the README)"
     )
+
+
+class InvalidApiKeyError(ConfigError):
+    """A key was found but cannot be used as it is (not ASCII, a space inside, empty)."""
+
+    hint = ("Nothing was sent and nothing was billed. Put the key where the README's list says (environment, "
+            "key file, or ComfyUI's settings: Wan (DashScope)) as it appears in the Model Studio console")
 
 
 # ---- the service said no -------------------------------------------------------------------------

@@ -66,3 +66,60 @@ def swatches(palette: list[dict[str, Any]], width: int = 512, height: int = 96) 
         out[:, x:end] = [int(hex_[k:k + 2], 16) for k in (0, 2, 4)]
         x = end
     return out
+
+
+def palette_from_colors(colors: Any, shares: str | None = None) -> list[dict[str, str]] | None:
+    """A list of colours (ComfyUI's core COLORS value: hex strings such as "#c2d1e6") -> a wan2.7 palette,
+    each colour's share from `shares` ("40, 35, 25": numbers in percent, or any weights, one per colour)
+    or equal shares, rounded to two decimals summing to exactly 100.00%. None when there are no colours."""
+    if colors is None:
+        return None
+    if isinstance(colors, str):
+        colors = [c for c in colors.replace(",", " ").split() if c]
+    if isinstance(colors, dict):  # {"__value__": [...]} as a list travels in an API prompt, or {name: hex}
+        colors = colors["__value__"] if "__value__" in colors else list(colors.values())
+    if not isinstance(colors, (list, tuple)):
+        raise WanInputError("colors", f"must be a list of colours such as \"#C2D1E6\", not {type(colors).__name__}")
+    if not colors:
+        return None
+    hexes = []
+    for i, colour in enumerate(colors, 1):
+        text = str(colour).strip()
+        text = text if text.startswith("#") else "#" + text
+        if len(text) != 7 or any(c not in "0123456789abcdefABCDEF" for c in text[1:]):
+            raise WanInputError("colors", f"colour {i} {str(colour)!r} is not of the form #RRGGBB")
+        hexes.append(text.upper())
+    if not 3 <= len(hexes) <= 10:
+        raise WanInputError("colors", f"has {len(hexes)} colours; a wan2.7 palette takes 3 to 10")
+    weights = [1.0] * len(hexes)
+    if shares and shares.strip():
+        parts = [p for p in shares.replace(",", " ").replace(";", " ").replace("%", " ").split() if p]
+        try:
+            weights = [float(p) for p in parts]
+        except ValueError:
+            raise WanInputError("color_shares", f"{shares.strip()!r} must be numbers, one per colour, e.g. "
+                                                "\"40, 35, 25\"") from None
+        if len(weights) != len(hexes):
+            raise WanInputError("color_shares", f"has {len(weights)} shares for {len(hexes)} colours in colors")
+        if any(not w > 0 or w != w or w == float("inf") for w in weights):
+            raise WanInputError("color_shares", "every share must be more than 0")
+    total = sum(weights)
+    # Hundredths of a percent, summing to exactly 10000 (largest remainder; every colour at least 0.01%).
+    hundredths = percentages([round(w / total * 10**9) for w in weights])
+    return check_color_palette([{"hex": h, "ratio": f"{p // 100}.{p % 100:02d}%"} for h, p in zip(hexes, hundredths)])
+
+
+def node_palette(color_palette: Any, colors: Any = None, shares: str | None = None) -> Any:
+    """The palette a node sends: its `color_palette` (a JSON string or list, as typed or from Wan Colour
+    Palette) or its core `colors` (with `color_shares`), not both; None for neither. Checked by the caller
+    (check_color_palette runs in the request builder)."""
+    if isinstance(color_palette, str):
+        color_palette = color_palette.strip() or None
+    core = palette_from_colors(colors, shares)
+    if core is None:
+        if shares and shares.strip() and colors is not None:
+            raise WanInputError("color_shares", "gives shares but colors has no colours")
+        return color_palette
+    if color_palette is not None:
+        raise WanInputError("colors", "and color_palette both give a palette; clear one of them")
+    return core

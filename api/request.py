@@ -263,6 +263,58 @@ def parse_boxes(text: str) -> list[list[list[int]]]:
     return value
 
 
+def boxes_from_bounding_boxes(value: Any, sizes: Sequence[tuple[int, int]], grid: tuple[int, int] | None = None,
+                              param: str = "bboxes") -> list[list[list[int]]]:
+    """ComfyUI's core BOUNDING_BOX value -> one list of [x1, y1, x2, y2] per picture, in that picture's own
+    pixels (`sizes`: (width, height) of each picture in the order they are sent).
+
+    Core nodes pass boxes as {"x", "y", "width", "height"} dicts: one dict, a list of them (one picture's
+    boxes), or a list of such lists (one per picture of a batch, as a detector outputs them); list k goes
+    with picture k+1. Coordinates are the picture's pixels, except where `grid` says they were drawn on a
+    canvas of another size ("Create Bounding Boxes" draws on its width x height): then they are scaled
+    onto the picture. A box reaching past its picture is cut at the edge; one wholly outside is refused."""
+    if value is None:
+        return [[] for _ in sizes]
+    if isinstance(value, dict):
+        frames: list[Any] = [[value]]
+    elif isinstance(value, (list, tuple)):
+        frames = [list(value)] if value and all(isinstance(b, dict) for b in value) else list(value)
+    else:
+        raise WanInputError(param, f"must be bounding boxes (x, y, width, height), not {type(value).__name__}")
+    if len(frames) > len(sizes):
+        if all(not frame for frame in frames[len(sizes):]):
+            frames = frames[:len(sizes)]
+        else:
+            raise WanInputError(param, f"has boxes for {len(frames)} pictures, but {len(sizes)} picture(s) are "
+                                       "sent; its k-th list of boxes goes with picture k")
+    out: list[list[list[int]]] = [[] for _ in sizes]
+    for i, frame in enumerate(frames):
+        if isinstance(frame, dict):
+            frame = [frame]
+        if not isinstance(frame, (list, tuple)):
+            raise WanInputError(param, f"entry {i + 1} must be a list of boxes")
+        width, height = sizes[i]
+        gw, gh = grid or (width, height)
+        sx, sy = width / gw, height / gh
+        for j, box in enumerate(frame, 1):
+            where = f"picture {i + 1} box {j}"
+            try:
+                x, y, w, h = (float(box[k]) for k in ("x", "y", "width", "height"))
+            except (KeyError, TypeError, ValueError):
+                raise WanInputError(param, f"{where} must have numbers x, y, width, height") from None
+            if w < 0:
+                x, w = x + w, -w
+            if h < 0:
+                y, h = y + h, -h
+            x1, y1 = max(0, round(x * sx)), max(0, round(y * sy))
+            x2, y2 = min(width, round((x + w) * sx)), min(height, round((y + h) * sy))
+            if x2 <= x1 or y2 <= y1:
+                raise WanInputError(param, f"{where} (x {x:g}, y {y:g}, width {w:g}, height {h:g}) has no area "
+                                           f"inside the picture, which is {width}x{height} px")
+            out[i].append([x1, y1, x2, y2])
+    return out
+
+
 def check_bbox_list(bbox_list: Any, images: Sequence[InputImage]) -> list[list[list[int]]]:
     _check_box_lists(bbox_list)
     if len(bbox_list) != len(images):

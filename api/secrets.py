@@ -40,14 +40,49 @@ def redact(text: str) -> str:
     return text
 
 
+def clean_key(value: str) -> str:
+    """A key as it was typed or saved: without surrounding whitespace (a file's line break, a space copied
+    with it) and without the byte-order mark a Windows editor puts at the start of a UTF-8 file."""
+    return value.strip().lstrip("\ufeff").strip()
+
+
+def key_problem(value: str) -> str | None:
+    """Why `value` (cleaned) cannot go into an Authorization header, in words, or None. DashScope keys are
+    plain ASCII ('sk-' and letters and digits); anything else is a copying mistake (a curly quote, a
+    no-break space, a zero-width character), and sent as it is it would fail in the HTTP layer after the
+    request was already counted against the daily limit. The character is named by its code point, never
+    shown, and nothing else of the key is."""
+    import unicodedata
+
+    if not value:
+        return "is empty"
+    for i, ch in enumerate(value, 1):
+        if not ch.isascii():
+            name = unicodedata.name(ch, "")
+            return (f"has a character that is not ASCII at position {i} of {len(value)} "
+                    f"(U+{ord(ch):04X}{' ' + name if name else ''}); DashScope keys are plain ASCII ('sk-' and "
+                    "letters and digits): copy the key again (a key file: save it as plain text)")
+        if not "!" <= ch <= "~":
+            what = "a space" if ch == " " else f"a control character (U+{ord(ch):04X})"
+            return (f"has {what} inside it at position {i} of {len(value)}; a key is one word: copy it again")
+    return None
+
+
 class ApiKey:
-    """An API key that will not print itself."""
+    """An API key that will not print itself. `source` says where it came from (an environment variable's
+    name, a file, the settings page), for messages about it."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "source")
 
-    def __init__(self, value: str) -> None:
-        value = value.strip()
+    def __init__(self, value: str, source: str = "the caller") -> None:
+        from .errors import InvalidApiKeyError  # errors imports this module
+
+        value = clean_key(value)
+        problem = key_problem(value)
+        if problem:
+            raise InvalidApiKeyError(f"the API key from {source} {problem}")
         self._value = value
+        self.source = source
         register_secret(value)
 
     def reveal(self) -> str:

@@ -139,7 +139,7 @@ def shared_store() -> Store:
 
 def client_for(region: str) -> WanClient:
     """The client of this (endpoint, account): made once, reused by every run (its connections stay open)."""
-    key = resolve_api_key()
+    key = resolve_api_key(region=region, state_folder=state_dir())  # api/config.py: the order of sources
     endpoint = resolve_endpoint(None if region in ("", "default") else region)
     store = shared_store()
     ident = (endpoint.base_url, key.fingerprint)

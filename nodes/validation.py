@@ -23,19 +23,23 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import WanInputError, check_region, choose_transport, endpoint_overridden
-from ..api import Params, check_settings, parse_boxes
+from ..api import Params, check_settings, node_palette, parse_boxes
 
 # api/ says what the service calls a thing; at queue time the node's input is the one to name.
 _INPUT_NAMES = {"bbox_list": "boxes", "mode": "model"}
 
 
 def queue_check(model: str | None, mode: str, prompt: str | None = None, *, boxes: str | None = None,
-                region: str | None = None, transport: str | None = None, **settings: Any) -> bool | str:
+                region: str | None = None, transport: str | None = None, colors: Any = None,
+                color_shares: str | None = None, **settings: Any) -> bool | str:
     """True, or the message that refuses the graph. `settings` are `Params` fields as the node's execute
-    passes them; None stands for a linked input, checked when the node runs."""
+    passes them; None stands for a linked input, checked when the node runs. `colors` (a core COLORS
+    value) and `color_shares` become the palette as the node's execute makes it."""
     if model is None:  # a linked model: nothing model-dependent can be decided yet
         return True
     try:
+        if colors is not None:
+            settings["color_palette"] = node_palette(settings.get("color_palette"), colors, color_shares)
         bbox_list = parse_boxes(boxes) if boxes else None
         check_settings(model, mode, prompt, Params(**settings, bbox_list=bbox_list or None))
         transport_and_region(model, mode, region, transport)

@@ -13,7 +13,8 @@ from typing import Any
 from comfy_api.latest import io
 
 from ..api import (
-    EDIT, INTERLEAVE, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, Params, WanInputError, WanRequest, build_request, describe,
+    AT_MOST, EDIT, EXACT, INTERLEAVE, MODELS, PER_INPUT_PICTURE, SEQUENTIAL, TEXT_TO_IMAGE, Params, WanInputError,
+    WanRequest, boxes_from_bounding_boxes, build_request, describe, node_palette, price_badge_expr,
     encode_images, errors, get_model, models_with_mode, number_pictures, palette_from_pixels, parse_boxes,
     region_summary, swatches, to_uint8_rgb, transport_summary,
 )
@@ -107,6 +108,18 @@ def common_tail(with_format: bool = True, mode: str | None = None) -> list[Any]:
                                     tooltip="How input pictures are sent. png: lossless. jpeg: quality 95. auto: "
                                             "PNG for flat artwork, JPEG for photographs (faster to send)."))
     return items
+
+
+def price_badge(mode: str, count_widget: str = "n", wording: str = EXACT) -> dict[str, Any]:
+    """The node's estimated cost per run, shown on it before anything is queued, where the host has price
+    badges (ComfyUI v0.33.0 on; 0.3.75 has none and the schema stays as it was). The JSONata expression is
+    generated from api/pricing.py over the node's models and region choices; web/wan_price_badge.js lets
+    the page draw it."""
+    if not hasattr(io, "PriceBadge"):
+        return {}
+    widgets = ["model", count_widget, "region"] + (["per_image"] if wording == PER_INPUT_PICTURE else [])
+    expr = price_badge_expr(list(models_with_mode(mode)), REGIONS, count_widget, wording)
+    return {"price_badge": io.PriceBadge(expr=expr, depends_on=io.PriceBadgeDepends(widgets=widgets))}
 
 
 PALETTE_TOOLTIP = ("Colour theme for wan2.7 (not with sequential output): JSON list of 3-10 "
@@ -214,9 +227,56 @@ def merge_outputs(outs: list[io.NodeOutput]) -> io.NodeOutput:
     return io.NodeOutput(torch.cat(fitted), texts, json.dumps(info, ensure_ascii=False, indent=1))
 
 
-def palette_value(text: str | None) -> Any:
-    text = (text or "").strip()
-    return text or None
+def palette_value(text: str | None, colors: Any = None, shares: str | None = None) -> Any:
+    """The palette to send: the `color_palette` string, or the core `colors` with `color_shares`."""
+    return node_palette((text or "").strip() or None, colors, shares)
+
+
+# ---- core widgets, where the host has them (ComfyUI v0.33.0 on) ----------------------------------------------
+# Appended after every other input, so the widget values saved in older workflows keep their places.
+
+def core_palette_inputs() -> list[Any]:
+    if not hasattr(io, "Colors"):
+        return []
+    return [
+        io.Colors.Input("colors", optional=True, socketless=False,
+                        tooltip="The wan2.7 colour theme as ComfyUI's colour list (or from a node that outputs "
+                                "COLORS): 3-10 colours, equal shares unless color_shares gives them. Use it "
+                                "instead of color_palette."),
+        io.String.Input("color_shares", default="", optional=True,
+                        tooltip="Shares of the colours in `colors`, in order, e.g. 40, 35, 25 (scaled to sum to "
+                                "exactly 100.00%). Empty: equal shares."),
+    ]
+
+
+def core_boxes_input() -> list[Any]:
+    if not hasattr(io, "BoundingBox") or not hasattr(io, "BoundingBoxes"):
+        return []
+    # Either core box type: BOUNDING_BOX (Create Bounding Boxes' output, detectors) or BOUNDING_BOXES.
+    return [io.MultiType.Input(
+        "bboxes", [io.BoundingBox, io.BoundingBoxes], optional=True,
+        tooltip="Boxes from ComfyUI's box nodes (Create Bounding Boxes, a detector): its k-th list of boxes goes "
+                "on picture k, numbered as the editor numbers them; boxes drawn in Create Bounding Boxes are "
+                "scaled from its width x height onto the picture. Added to the boxes from masks and from the "
+                "boxes string.")]
+
+
+def box_grid(prompt: Any, node_id: Any) -> tuple[int, int] | None:
+    """The canvas the boxes at this node's `bboxes` were drawn on, when they come straight from core's
+    Create Bounding Boxes: its width x height (its pixel grid, which it sets from its background picture
+    rounded to 16, so it can differ from the picture by a few pixels). None otherwise (boxes in the
+    picture's own pixels, as detectors give them)."""
+    try:
+        source_id = prompt[str(node_id)]["inputs"]["bboxes"][0]
+        source = prompt[str(source_id)]
+        if source.get("class_type") != "CreateBoundingBoxes":
+            return None
+        width, height = source["inputs"]["width"], source["inputs"]["height"]
+        if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+            return width, height
+    except (KeyError, IndexError, TypeError, AttributeError):
+        pass
+    return None
 
 
 # ---- the nodes -----------------------------------------------------------------------------------------
@@ -251,28 +311,32 @@ class WanImageEdit(io.ComfyNode):
                                          "pictures of image_2... go with every one), all at once: e.g. the "
                                          "same edit on every frame. Results come back in order."),
                 *common_tail(mode=EDIT),
+                *core_palette_inputs(),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
-            is_api_node=False,
+            is_api_node=False,  # see web/wan_price_badge.js: the badge is shown without it
+            **price_badge(EDIT, wording=PER_INPUT_PICTURE),
         )
 
     @classmethod
     def validate_inputs(cls, model: str | None = None, prompt: str | None = None, n: int = 1, size: str = "auto",
                         negative_prompt: str = "", color_palette: str = "", region: str = "default",
-                        transport: str = "auto") -> bool | str:
+                        transport: str = "auto", colors: Any = None, color_shares: str = "") -> bool | str:
         return queue_check(model, EDIT, prompt, n=n, size=size, negative_prompt=negative_prompt or None,
-                           color_palette=palette_value(color_palette), region=region, transport=transport)
+                           color_palette=(color_palette or "").strip() or None, region=region, transport=transport,
+                           colors=colors, color_shares=color_shares)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, n: int = 1, size: str = "auto", seed: int = 0,
                       negative_prompt: str = "", prompt_extend: bool = True, color_palette: str = "",
                       per_image: bool = False, watermark: bool = False, region: str = "default",
-                      transport: str = "auto", input_format: str = "auto", **images: Any) -> io.NodeOutput:
+                      transport: str = "auto", input_format: str = "auto", colors: Any = None,
+                      color_shares: str = "", **images: Any) -> io.NodeOutput:
         mode_params = get_model(model).modes[EDIT].params
         params = Params(size=size, n=n, seed=seed, watermark=watermark, negative_prompt=negative_prompt or None,
                         prompt_extend=prompt_extend if "prompt_extend" in mode_params else None,
-                        color_palette=palette_value(color_palette))
+                        color_palette=palette_value(color_palette, colors, color_shares))
         names = image_input_names(MAX_IMAGE_INPUTS)
         first = images.get("image")
         if per_image and first is not None and first.ndim == 4 and first.shape[0] > 1:
@@ -311,23 +375,28 @@ class WanTextToImage(io.ComfyNode):
                 io.String.Input("color_palette", multiline=False, default="", optional=True,
                                 tooltip=PALETTE_TOOLTIP),
                 *common_tail(with_format=False, mode=TEXT_TO_IMAGE),
+                *core_palette_inputs(),
             ],
             outputs=outputs(),
             hidden=HIDDEN,
+            **price_badge(TEXT_TO_IMAGE),
         )
 
     @classmethod
     def validate_inputs(cls, model: str | None = None, prompt: str | None = None, n: int = 1, size: str = "2K",
-                        color_palette: str = "", region: str = "default", transport: str = "auto") -> bool | str:
-        return queue_check(model, TEXT_TO_IMAGE, prompt, n=n, size=size, color_palette=palette_value(color_palette),
-                           region=region, transport=transport)
+                        color_palette: str = "", region: str = "default", transport: str = "auto",
+                        colors: Any = None, color_shares: str = "") -> bool | str:
+        return queue_check(model, TEXT_TO_IMAGE, prompt, n=n, size=size,
+                           color_palette=(color_palette or "").strip() or None, region=region, transport=transport,
+                           colors=colors, color_shares=color_shares)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, n: int = 1, size: str = "2K", seed: int = 0,
                       thinking_mode: bool = True, color_palette: str = "", watermark: bool = False,
-                      region: str = "default", transport: str = "auto") -> io.NodeOutput:
+                      region: str = "default", transport: str = "auto", colors: Any = None,
+                      color_shares: str = "") -> io.NodeOutput:
         params = Params(size=size, n=n, seed=seed, watermark=watermark, thinking_mode=thinking_mode,
-                        color_palette=palette_value(color_palette))
+                        color_palette=palette_value(color_palette, colors, color_shares))
         req = build(model, prompt, [], [], TEXT_TO_IMAGE, params)
         return await send(cls, req, region=region, transport=transport, inputs=[], labels=[])
 
@@ -353,6 +422,7 @@ class WanSequential(io.ComfyNode):
             ],
             outputs=outputs(),
             hidden=HIDDEN,
+            **price_badge(SEQUENTIAL, wording=AT_MOST),
         )
 
     @classmethod
@@ -393,6 +463,7 @@ class WanInterleave(io.ComfyNode):
             ],
             outputs=outputs(),
             hidden=HIDDEN,
+            **price_badge(INTERLEAVE, "max_images", AT_MOST),
         )
 
     @classmethod
@@ -422,7 +493,8 @@ class WanBBox(io.ComfyNode):
             category=CATEGORY,
             description="wan2.7 interactive editing: change what lies inside boxes. Boxes come from MASK inputs "
                         "(each mask's separate regions become up to 2 boxes on its picture; an empty mask means "
-                        "no box) and/or the boxes string, so a detector or segmenter upstream can drive the edit.",
+                        "no box), from ComfyUI's box nodes where it has them (bboxes), and/or the boxes string, "
+                        "so a detector or segmenter upstream can drive the edit.",
             inputs=[
                 model_input(EDIT, "wan2.7-image", needs="bbox_list"),
                 prompt_input(EDIT),
@@ -441,32 +513,40 @@ class WanBBox(io.ComfyNode):
                 io.String.Input("color_palette", multiline=False, default="", optional=True,
                                 tooltip=PALETTE_TOOLTIP),
                 *common_tail(mode=EDIT),
+                *core_boxes_input(),
+                *core_palette_inputs(),
             ],
             outputs=outputs(),
-            hidden=HIDDEN,
+            # The prompt: to find the canvas size of boxes drawn in Create Bounding Boxes (box_grid).
+            hidden=[*HIDDEN, io.Hidden.prompt],
+            **price_badge(EDIT),
         )
 
     @classmethod
     def validate_inputs(cls, model: str | None = None, prompt: str | None = None, boxes: str = "", n: int = 1,
                         size: str = "auto", color_palette: str = "", region: str = "default",
-                        transport: str = "auto") -> bool | str:
-        # Boxes from masks, and whether each typed box lies inside its picture, are checked when it runs.
+                        transport: str = "auto", colors: Any = None, color_shares: str = "") -> bool | str:
+        # Boxes from masks and from `bboxes`, and whether each typed box lies inside its picture, are checked
+        # when it runs.
         return queue_check(model, EDIT, prompt, boxes=boxes, n=n, size=size,
-                           color_palette=palette_value(color_palette), region=region, transport=transport)
+                           color_palette=(color_palette or "").strip() or None, region=region, transport=transport,
+                           colors=colors, color_shares=color_shares)
 
     @classmethod
     async def execute(cls, model: str, prompt: str, boxes: str = "", n: int = 1, size: str = "auto", seed: int = 0,
                       color_palette: str = "", watermark: bool = False, region: str = "default",
-                      transport: str = "auto", input_format: str = "auto", **tensors: Any) -> io.NodeOutput:
+                      transport: str = "auto", input_format: str = "auto", bboxes: Any = None, colors: Any = None,
+                      color_shares: str = "", **tensors: Any) -> io.NodeOutput:
         image_names = image_input_names(MAX_IMAGE_INPUTS)
         named = [(name, tensors.get(name)) for name in image_names]
         masks = [tensors.get(m) for m in mask_input_names(MAX_IMAGE_INPUTS)]
+        grid = box_grid(getattr(cls.hidden, "prompt", None), getattr(cls.hidden, "unique_id", None))
 
         def prepare_boxes() -> tuple[WanRequest, list, list[str], list]:
             inputs, labels = encode_inputs(model, named, input_format)
-            bbox_list = boxes_for(named, masks, boxes, len(inputs))
+            bbox_list = boxes_for(named, masks, boxes, len(inputs), core=bboxes, grid=grid)
             params = Params(size=size, n=n, seed=seed, watermark=watermark, bbox_list=bbox_list,
-                            color_palette=palette_value(color_palette))
+                            color_palette=palette_value(color_palette, colors, color_shares))
             return build(model, prompt, inputs, labels, EDIT, params), inputs, labels, bbox_list
 
         req, inputs, labels, bbox_list = await runner.in_thread(prepare_boxes)
@@ -476,9 +556,11 @@ class WanBBox(io.ComfyNode):
         return io.NodeOutput(*out.args, ui=await runner.in_thread(sent_pictures_ui, named))
 
 
-def boxes_for(named: list[tuple[str, Any]], masks: list[Any], text: str, count: int) -> list[list[list[int]]]:
+def boxes_for(named: list[tuple[str, Any]], masks: list[Any], text: str, count: int, core: Any = None,
+              grid: tuple[int, int] | None = None) -> list[list[list[int]]]:
     """One list of boxes per sent picture, numbered by api.pictures.number_pictures (as the box editor
-    numbers them): regions of the paired mask, then the boxes string's."""
+    numbers them): regions of the paired mask, then the core BOUNDING_BOX value's (`core`, drawn on a
+    `grid` canvas if given), then the boxes string's."""
     mask_of = dict(zip((name for name, _ in named), zip(mask_input_names(len(named)), masks)))
     batches: dict[str, Any] = {}
     for name, tensor in named:
@@ -494,8 +576,10 @@ def boxes_for(named: list[tuple[str, Any]], masks: list[Any], text: str, count: 
                                            "mask, or one per picture")
         batches[name] = (batch, mask, int(tensor.shape[-3]), int(tensor.shape[-2]))
     per_picture: list[list[list[int]]] = []
+    sizes: list[tuple[int, int]] = []
     for picture in number_pictures([(name, batches[name][0] if name in batches else None) for name, _ in named]):
         batch, mask, height, width = batches[picture["input"]]
+        sizes.append((width, height))
         if mask is None:
             per_picture.append([])
             continue
@@ -511,6 +595,9 @@ def boxes_for(named: list[tuple[str, Any]], masks: list[Any], text: str, count: 
         sx, sy = width / m.shape[1], height / m.shape[0]
         per_picture.append([[round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy)]
                             for x1, y1, x2, y2 in regions])
+    if core is not None:
+        for i, extra in enumerate(boxes_from_bounding_boxes(core, sizes, grid)):
+            per_picture[i] = per_picture[i] + extra
     typed = parse_boxes(text)
     if typed:
         if len(typed) > count:

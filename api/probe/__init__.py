@@ -31,7 +31,7 @@ from typing import Any
 
 import requests
 
-from ..config import REGION_LABELS, Endpoint, resolve_api_key, resolve_endpoint
+from ..config import REGION_LABELS, Endpoint, resolve_api_key, resolve_endpoint, state_dir
 from ..errors import ConfigError, MissingApiKeyError, WanError
 from ..models import MODELS
 from ..pricing import ENV_PRICES, unit_price
@@ -187,7 +187,8 @@ def run(argv: list[str] | None = None, out=None) -> int:
     else:
         print_plan(probes, endpoint, out)
         try:
-            key = resolve_api_key()
+            # The settings page's keys live in the pack's state folder (WAN_STATE_DIR names ComfyUI's).
+            key = resolve_api_key(region=args.region, state_folder=state_dir())
         except MissingApiKeyError:
             print("\nNo DashScope API key found, so nothing was sent. The probe compares the real service with "
                   "this pack's emulator and needs a key of the region above: set DASHSCOPE_API_KEY (or "

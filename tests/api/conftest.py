@@ -12,7 +12,9 @@ from api.emulator import EmulatorServer, Settings
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch, tmp_path):
     # No test may find the developer's real key or region, or write to their home.
-    for name in ("DASHSCOPE_API_KEY", "DASHSCOPE_API_KEY_FILE_PATH", "DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_REGION"):
+    for name in ("DASHSCOPE_API_KEY", "DASHSCOPE_API_KEY_FILE_PATH", "DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_REGION",
+                 "DASHSCOPE_API_KEY_SINGAPORE", "DASHSCOPE_API_KEY_VIRGINIA", "DASHSCOPE_API_KEY_BEIJING",
+                 "WAN_PRICES"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
