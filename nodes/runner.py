@@ -468,7 +468,8 @@ async def run_call(node_id: str | None, title: str, mode: str, region: str,
     # Which account's workers: the key and the endpoint only (cheap); the client, with its journal, is made
     # in the worker.
     endpoint = resolve_endpoint(None if region in ("", "default") else region)
-    workers = generation_workers(endpoint.base_url, resolve_api_key().fingerprint)
+    key = resolve_api_key(region=region, state_folder=state_dir())
+    workers = generation_workers(endpoint.base_url, key.fingerprint)
     loop = asyncio.get_running_loop()
     r = _Run(title, mode, loop)
     r.wake = loop.create_future()

@@ -50,8 +50,9 @@ build_0_33_0() {
   # torch first, from the CPU wheel on disk; every later call is pinned by constraints.txt.
   "${pip[@]}" torch==2.13.0
   grep -v -E '^(torch|torchaudio)$' "$dir/ComfyUI/requirements.txt" > "$dir/requirements-host.txt"
-  # pytest: tests/comfy loads ComfyUI into the test process, so it runs with the host's Python.
-  "${pip[@]}" -c constraints.txt -r "$dir/requirements-host.txt" -r requirements.txt pytest==8.4.2
+  # pytest: tests/comfy loads ComfyUI into the test process, so it runs with the host's Python. PySocks: the
+  # pack's optional `socks` extra, which the proxy tests (tests/e2e/test_proxy_through_comfyui.py) go through.
+  "${pip[@]}" -c constraints.txt -r "$dir/requirements-host.txt" -r requirements.txt pytest==8.4.2 PySocks==1.7.1
   # 0.33.0 imports torchaudio at start-up; the newest the registry has (2.11.1) wants torch 2.11 and is a
   # CUDA build. Without its compiled libraries it loads as pure Python, which is all ComfyUI needs here.
   "${pip[@]}" -c constraints.txt --no-deps torchaudio==2.11.1

@@ -129,6 +129,7 @@ def test_a_client_with_a_key_that_is_not_ascii_sends_nothing_and_counts_nothing(
     from api import Store, build_request, encode_image, MODELS
     from api.config import Endpoint
     from api.ledger import open_ledger
+    from api.ledger.report import summary as ledger_summary
 
     store = Store(tmp_path / "state")
     endpoint = Endpoint(base_url=emulator.base_url, region=None, overridden=True)
@@ -142,7 +143,7 @@ def test_a_client_with_a_key_that_is_not_ascii_sends_nothing_and_counts_nothing(
     finally:
         del os.environ["DASHSCOPE_API_KEY"]
     assert emulator.backend.log == []
-    summary = open_ledger(store.folder).summary()
+    summary = ledger_summary(open_ledger(store.folder))
     assert summary["models"] == [] and summary["in_flight"] == 0, summary
     # The page's key is used once the environment no longer holds one.
     spec = MODELS["wan2.7-image"]

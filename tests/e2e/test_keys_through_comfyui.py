@@ -37,8 +37,9 @@ def t2i(seed: int, n: int = 1) -> dict:
 
 def ledger_today(base: Path) -> dict:
     from api.ledger import open_ledger
+    from api.ledger.report import summary as ledger_summary
 
-    summary = open_ledger(base / "user" / "wan_image").summary()
+    summary = ledger_summary(open_ledger(base / "user" / "wan_image"))
     return {"models": {m["model"]: (m["today"], m["today_unsure"]) for m in summary["models"]},
             "in_flight": summary["in_flight"]}
 
@@ -98,7 +99,7 @@ def test_a_key_file_with_a_mark_runs_a_key_that_is_not_ascii_sends_nothing_a_reg
         graph = t2i(seed + 2)
         graph["1"]["inputs"]["region"] = "beijing"
         entry = host.run(graph)
-        assert execution_error(entry) is None, execution_error(entry)
+        assert execution_error(entry) is None, execution_error(entry)["exception_message"]
         assert emulator.backend.stats()["creations"] == 2
     finally:
         host.stop()
