@@ -13,30 +13,30 @@ This module is the public surface: import from `api`, not from its submodules.
 __version__ = "0.2.0"
 
 from . import errors
-from .calls import PollSchedule
 from .client import TRANSPORTS, WanClient
 from .config import REGIONS, Endpoint, endpoint_overridden, resolve_api_key, resolve_endpoint, state_dir
-from .encoding import encode_image, encode_images, to_uint8_rgb
 from .errors import *  # noqa: F401,F403 - the exception families are part of the API
 from .errors import WanError, WanInputError
-from .models import (
-    EDIT, INTERLEAVE, MODEL_NAMES, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, check_region, choose_transport, get_model,
-    models_with_mode, region_summary, streaming_offers, transport_summary,
-)
-from .palette import node_palette, palette_from_colors, palette_from_pixels, swatches
-from .pictures import number_pictures
+from .money.pricing import AT_MOST, EXACT, PER_INPUT_PICTURE, price_badge_expr
+from .money.store import Store
 from .present import describe
-from .pricing import AT_MOST, EXACT, PER_INPUT_PICTURE, price_badge_expr
-from .ratelimit import max_concurrent
-from .request import (
+from .request.build import (
     InputImage, Params, WanRequest, bbox_edit, boxes_from_bounding_boxes, build_request, check_color_palette,
     check_settings, edit, interleave, parse_boxes, sequential, text_to_image,
 )
+from .request.encoding import encode_image, encode_images, to_uint8_rgb
+from .request.models import (
+    EDIT, INTERLEAVE, MODEL_NAMES, MODELS, SEQUENTIAL, TEXT_TO_IMAGE, check_region, choose_transport, get_model,
+    models_with_mode, region_summary, streaming_offers, transport_summary,
+)
+from .request.palette import node_palette, palette_from_colors, palette_from_pixels, swatches
+from .request.pictures import number_pictures
 from .result import Progress, WanResult
 from .secrets import ApiKey, get_logger
+from .service.calls import PollSchedule
+from .service.ratelimit import max_concurrent
+from .service.transport import RetryPolicy, Timeouts
 from .sheet import Cell as SheetCell, caption as sheet_caption, column_label, render_sheet
-from .store import Store
-from .transport import RetryPolicy, Timeouts
 from .workers import Workers
 
 # The ledger's names, imported on first use: ComfyUI's start-up needs none of them; the store comes with a

@@ -1,12 +1,12 @@
 """WanClient: the facade. Send a built `WanRequest` by sync, streaming or async task; get pictures and text.
 
-The work is done by small pieces, each in its own module:
-  transport.py  HTTP, retries, and the rule that a billable request is never sent twice by accident
-  calls.py      the service's calls: sync, stream, task create / query / cancel / wait
-  answers.py    reading the answers: both body formats, every shape of a failed task, SSE frames
-  resumable.py  the journal and the result cache around the calls (never pay twice, never drop a paid picture)
-  download.py   fetching result pictures safely
-  present.py    the `info` a user sees
+The work is done by small pieces, grouped by layer:
+  request/   what is sent: the model table, building and checking a request, encoding its pictures
+  service/   HTTP, retries and the rule that a billable request is never sent twice by accident
+             (transport.py); the service's calls and answers; downloads; rate limits
+  money/     the billed decision, the journal and result cache around the calls (never pay twice, never drop
+             a paid picture), prices
+  present.py the `info` a user sees
 
 Blocking by design; ComfyUI nodes run it in a worker thread and pass a `threading.Event` as `cancel`.
 Close a client (or use it in a `with` block) to close its HTTP connections.
@@ -18,17 +18,17 @@ import threading
 import time
 from typing import Any
 
-from .calls import PollSchedule, ServiceCalls
 from .config import Endpoint, resolve_api_key, resolve_endpoint
-from .download import Downloader
-from . import models
-from .ratelimit import TokenBucket, generation_slots, task_query_limiter
-from .request import WanRequest
+from .money.resumable import Resumable
+from .money.store import Store
+from .request import models
+from .request.build import WanRequest
 from .result import Emitter, OnProgress, WanResult
-from .resumable import Resumable
 from .secrets import ApiKey
-from .store import Store
-from .transport import RetryPolicy, Timeouts, Transport
+from .service.calls import PollSchedule, ServiceCalls
+from .service.download import Downloader
+from .service.ratelimit import TokenBucket, generation_slots, task_query_limiter
+from .service.transport import RetryPolicy, Timeouts, Transport
 
 TRANSPORTS = models.TRANSPORT_CHOICES
 
@@ -105,7 +105,7 @@ class WanClient:
 
     @staticmethod
     def choose_transport(req: WanRequest, transport: str) -> str:
-        # The rule lives in api/models.py (one copy, read by the nodes' validation too).
+        # The rule lives in api/request/models.py (one copy, read by the nodes' validation too).
         return models.choose_transport(req.model, req.mode, transport)
 
     # ---- single calls, for scripts and tests -------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .billing import maybe
+from .money.billing import maybe
 from .secrets import redact
 
 __all__ = [
@@ -28,7 +28,7 @@ class WanError(Exception):
     hint: str = ""
     #: What had arrived (and was paid for) when a stream stopped early: a WanResult, or None.
     partial: Any = None
-    #: Whether it cost money (api.billing.Billing), put here by whoever knew; None: not decided by the raiser.
+    #: Whether it cost money (api.money.billing.Billing), put here by whoever knew; None: not decided by the raiser.
     billing: Any = None
 
     def __init__(

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from .config import REGION_LABELS, REGIONS
-from .filelock import lock, open_lock_file, unlock
+from .money.filelock import lock, open_lock_file, unlock
 from .secrets import ApiKey, register_secret
 
 FILE_NAME = "api_keys.json"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from .download import url_expiry
-from .pricing import estimate
+from .money.pricing import estimate
 from .result import WanResult
+from .service.download import url_expiry
 
 
 def expiry(url: str) -> str | None:

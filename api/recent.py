@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import WanInputError
-from .journal import CREATED, FETCHED, PAID, Answer
+from .money.journal import CREATED, FETCHED, PAID, Answer
 from .result import Emitter, OnProgress, WanResult
 
 
@@ -85,7 +85,7 @@ def fetch(client: Any, pick: int, *, cancel: threading.Event | None = None,
 def main(argv: list[str] | None = None) -> int:
     from .client import WanClient
     from .config import cli_state_dir
-    from .store import Store
+    from .money.store import Store
 
     parser = argparse.ArgumentParser(prog="python -m api.recent",
                                      description="Requests paid with this key in the last 24 hours (what the "

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .download import DownloadedImage
 from .secrets import get_logger
+from .service.download import DownloadedImage
 
 log = get_logger("wan.client")
 
@@ -38,9 +38,9 @@ class WanResult:
     # Set when the answer stopped early (a stream cut or an error frame after some pictures, a run
     # interrupted mid-stream): what arrived is paid for and kept; this says what happened.
     incomplete: str = ""
-    # What it cost (api.billing.Billing), set by the answer that said what was made.
+    # What it cost (api.money.billing.Billing), set by the answer that said what was made.
     billing: Any = None
-    # The journal's id of this paid answer (api/journal.py), once it is written down.
+    # The journal's id of this paid answer (api/money/journal.py), once it is written down.
     answer_id: str | None = None
 
     @property

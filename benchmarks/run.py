@@ -108,7 +108,7 @@ def bench_inputs(m) -> None:
         def ours(fmt):
             def run():
                 named = [(f"image_{i}", t[0].numpy()) for i, t in enumerate(tensors)]
-                encoded = m.api.encoding.encode_images(named, spec.image, fmt)
+                encoded = m.api.encode_images(named, spec.image, fmt)
                 req = m.api.build_request("wan2.7-image", "x", encoded, n=1, size="2K")
                 values = [e.value for e in encoded]
                 return values, json.dumps(req.body).encode()
@@ -204,7 +204,7 @@ def bench_comfy(quick: bool) -> None:
             "ours, sync": lambda: {"class_type": "WanTextToImage", "inputs": {
                 "model": "wan2.7-image", "prompt": "a fox", "n": 1, "size": "1K", "seed": next_seed(),
                 "transport": "sync"}},
-            # Streaming is documented for wan2.6 interleave only (api/models.py): one picture, streamed.
+            # Streaming is documented for wan2.6 interleave only (api/request/models.py): one picture, streamed.
             "ours, streaming": lambda: {"class_type": "WanInterleave", "inputs": {
                 "model": "wan2.6-image", "prompt": "a fox", "max_images": 1, "size": "1024*1024",
                 "seed": next_seed(), "transport": "stream"}},

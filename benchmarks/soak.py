@@ -49,7 +49,7 @@ KEY = "sk-soak-fake-key-00000k"
 SHORT_OUTAGE_S = 2.5
 # Longer than any first attempt can last: after the first failed download the 4th try comes 1.75 to 3.5 s
 # later, and if that is still within the patience a 5th comes 2 to 4 s after it (jittered backoff,
-# api/transport.py RetryPolicy.delay); with a patience of at most 3.5 s every first attempt has given up by
+# api/service/transport.py RetryPolicy.delay); with a patience of at most 3.5 s every first attempt has given up by
 # 7.5 s after its first failure (the margin is for a slow machine's request times).
 LONG_OUTAGE_S = 9.0
 # Scenarios whose node run is executed a second time, unchanged, once the outage is over.

@@ -301,7 +301,7 @@ def run_scenario(sc: Scenario, pair: Pair, backend: Any, rounds: int, log: Any) 
     quiet(backend, seconds=1.0)
     sc.seconds = time.monotonic() - started
     text = "".join(host.log()[start:] for host, start in zip(pair.hosts, log_from))
-    # The pack's own log lines (api/resumable.py): a task another run created, found in the journal; a
+    # The pack's own log lines (api/money/resumable.py): a task another run created, found in the journal; a
     # result another run fetched, found in the cache.
     sc.served["followed a task from the journal"] = text.count("instead of creating a new one")
     sc.served["answered from the result cache"] = text.count("from the result cache (no request sent)")

@@ -21,7 +21,7 @@ from ..api import number_pictures
 
 
 def image_batches(named: Sequence[tuple[str, Any]]) -> list[tuple[str, np.ndarray]]:
-    """[(input name, IMAGE or None)] -> [(label, HxWxC float32)], numbered by api.pictures.number_pictures
+    """[(input name, IMAGE or None)] -> [(label, HxWxC float32)], numbered by api.request.pictures.number_pictures
     (the rule the box editor shares): batches expanded in order, unconnected inputs skipped."""
     arrays: dict[str, np.ndarray] = {}
     counts: list[tuple[str, int | None]] = []

@@ -8,8 +8,8 @@ from typing import Any
 
 from comfy_api.latest import io, ui
 
-from ..api import ENV_DAILY_BUDGET, ENV_DAILY_LIMIT, WanRequest, open_ledger
 from . import runner
+from ..api import ENV_DAILY_BUDGET, ENV_DAILY_LIMIT, WanRequest, open_ledger
 
 CATEGORY = "api node/image/Wan (DashScope)"
 
@@ -25,7 +25,7 @@ def check_fan_out(region: str, reqs: list[WanRequest]) -> None:
     if client.store is None:
         return
     pictures = 0
-    unique = {req.fingerprint(): req for req in reqs}   # identical frames share one request (api/resumable.py)
+    unique = {req.fingerprint(): req for req in reqs}   # identical frames share one request (api/money/resumable.py)
     for fingerprint, req in unique.items():
         if client.cached(req) is not None:
             continue

@@ -1,6 +1,6 @@
 """The Wan nodes: schema (what the UI shows) + a short execute (widgets -> one request -> outputs).
 
-Everything about limits lives in api/models.py; tooltips quote it, and api/ refuses what a model would
+Everything about limits lives in api/request/models.py; tooltips quote it, and api/ refuses what a model would
 refuse. Outputs are always: IMAGE (every returned picture), STRING `text`, STRING `info` (JSON).
 """
 
@@ -12,16 +12,16 @@ from typing import Any
 
 from comfy_api.latest import io
 
+from . import runner, usage
 from ..api import (
     AT_MOST, EDIT, EXACT, INTERLEAVE, MODELS, PER_INPUT_PICTURE, SEQUENTIAL, TEXT_TO_IMAGE, Params, WanInputError,
     WanRequest, boxes_from_bounding_boxes, build_request, describe, node_palette, price_badge_expr,
     encode_images, errors, get_model, models_with_mode, number_pictures, palette_from_pixels, parse_boxes,
     region_summary, swatches, to_uint8_rgb, transport_summary,
 )
-from . import runner, usage
 from .previews import sent_pictures_ui
-from .validation import queue_check
 from .tensors import image_batches, mask_batch, mask_regions, to_image_tensor
+from .validation import queue_check
 
 CATEGORY = "api node/image/Wan (DashScope)"
 MAX_IMAGE_INPUTS = 9
@@ -85,7 +85,7 @@ def image_inputs(count: int, required: int) -> list[io.Image.Input]:
 
 
 def common_tail(with_format: bool = True, mode: str | None = None) -> list[Any]:
-    # Which regions and transports apply is generated from the model table (api/models.py), for the models
+    # Which regions and transports apply is generated from the model table (api/request/models.py), for the models
     # of this node's mode, so the tooltips cannot drift from the rules that refuse the rest.
     names = list(models_with_mode(mode)) if mode else None
     items: list[Any] = [
@@ -113,7 +113,7 @@ def common_tail(with_format: bool = True, mode: str | None = None) -> list[Any]:
 def price_badge(mode: str, count_widget: str = "n", wording: str = EXACT) -> dict[str, Any]:
     """The node's estimated cost per run, shown on it before anything is queued, where the host has price
     badges (ComfyUI v0.33.0 on; 0.3.75 has none and the schema stays as it was). The JSONata expression is
-    generated from api/pricing.py over the node's models and region choices; web/wan_price_badge.js lets
+    generated from api/money/pricing.py over the node's models and region choices; web/wan_price_badge.js lets
     the page draw it."""
     if not hasattr(io, "PriceBadge"):
         return {}
@@ -558,7 +558,7 @@ class WanBBox(io.ComfyNode):
 
 def boxes_for(named: list[tuple[str, Any]], masks: list[Any], text: str, count: int, core: Any = None,
               grid: tuple[int, int] | None = None) -> list[list[list[int]]]:
-    """One list of boxes per sent picture, numbered by api.pictures.number_pictures (as the box editor
+    """One list of boxes per sent picture, numbered by api.request.pictures.number_pictures (as the box editor
     numbers them): regions of the paired mask, then the core BOUNDING_BOX value's (`core`, drawn on a
     `grid` canvas if given), then the boxes string's."""
     mask_of = dict(zip((name for name, _ in named), zip(mask_input_names(len(named)), masks)))

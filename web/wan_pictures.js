@@ -1,4 +1,4 @@
-// How the pictures of a node's image inputs are numbered: the same rule as api/pictures.py number_pictures
+// How the pictures of a node's image inputs are numbered: the same rule as api/request/pictures.py number_pictures
 // (tests/api/test_picture_numbering.py runs both on the same cases). Pictures are numbered in the order they
 // are sent: every picture of `image`'s batch, then `image_2`'s, ...; an input with nothing connected sends
 // nothing and takes no number. No imports, so node and the browser both load it.

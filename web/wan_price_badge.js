@@ -2,7 +2,7 @@
 //
 // Where ComfyUI has price badges (v0.33.0 and later: a node's schema carries `price_badge`, a JSONata
 // expression over its widgets), the pack's billing nodes declare one, generated from the one price table
-// (api/pricing.py). ComfyUI's page evaluates and draws such badges only for nodes whose class data says
+// (api/money/pricing.py). ComfyUI's page evaluates and draws such badges only for nodes whose class data says
 // `api_node`. Declaring that in the schema would also put the nodes behind the page's "sign in to comfy.org
 // to run partner nodes" gate (frontends from about 1.5x), which would stop users of this pack, who have a
 // DashScope key and no comfy.org account. So the schema does not say it; instead, the class data of each

@@ -143,7 +143,7 @@ _TABLE = [
         "seed 001 line 936 and 1055: 'UNKNOWN:任务不存在或状态未知' (the task does not exist OR its status is "
         "unknown): UNKNOWN is not only 'gone'.",
         "How long and how often the real service answers UNKNOWN for a live task. The client therefore gives "
-        "a task up only after 24 hours or an unbroken run of UNKNOWN answers (api/calls.py wait_task).",
+        "a task up only after 24 hours or an unbroken run of UNKNOWN answers (api/service/calls.py wait_task).",
     ),
     Assumption(
         "stream_error_rest",

@@ -1,6 +1,6 @@
 """The service's own checks, written from the vendor pages as the SERVER applies them.
 
-Deliberately independent of `api/models.py`: the emulator is the client's examiner, and an examiner that
+Deliberately independent of `api/request/models.py`: the emulator is the client's examiner, and an examiner that
 reads the answer sheet finds nothing. The tests compare the two at every boundary, so a wrong limit in
 either shows up as a disagreement.
 

@@ -10,7 +10,7 @@ per local day) is checked before a request is sent:
 
     reservation = ledger.reserve(account, endpoint, model, pictures, answer_id=...)   # refuses past the limit
     ... send ...
-    ledger.settle(entry, billing, reservation)   # what the request's Billing (api/billing.py) says
+    ledger.settle(entry, billing, reservation)   # what the request's Billing (api/money/billing.py) says
 
 A request's entries are keyed by its answer id (the journal's record id), so settling is idempotent: a task
 whose run was interrupted (counted unsure), then fetched later by another run, a background follower or
@@ -39,10 +39,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..billing import Billing
-from ..db import Database
 from ..errors import WanInputError
-from ..pricing import ENV_PRICES, unit_price
+from ..money.billing import Billing
+from ..money.db import Database
+from ..money.pricing import ENV_PRICES, unit_price
 from ..secrets import get_logger
 from .owners import Owners
 
@@ -315,7 +315,7 @@ class Meter:
                                    region=self.region, fingerprint=fingerprint, answer_id=answer_id)
 
     def entry(self, rec: Any) -> Entry:
-        """The ledger's view of a journal record (api/journal.py Answer)."""
+        """The ledger's view of a journal record (api/money/journal.py Answer)."""
         return Entry(answer_id=rec.id, account=self.account, endpoint=self.endpoint, region=self.region,
                      model=rec.model, max_pictures=rec.max_pictures, fingerprint=rec.fingerprint,
                      request_id=rec.request_id, task_id=rec.task_id)

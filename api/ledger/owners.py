@@ -1,7 +1,7 @@
 """Which of the processes sharing a state folder are still alive.
 
 Each process that reserves holds a lock on a mark file of its own (`ledger-owners/<pid>-<random>.lock`) for
-its whole life; a lock dies with its process (api/filelock.py), so a mark that nobody holds belongs to a
+its whole life; a lock dies with its process (api/money/filelock.py), so a mark that nobody holds belongs to a
 process that ended, however it ended (killed, crashed, power cut). Whoever finds such a mark removes it.
 """
 
@@ -12,7 +12,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from .. import filelock
+from ..money import filelock
 
 
 class Owners:

@@ -7,13 +7,13 @@ pack's emulator started in-process on loopback, and compares the SHAPES of the t
 content type, JSON keys and types, task statuses and error codes, SSE frames), never their values (ids,
 URLs, texts). It prints one table, agree / differ, with both shapes for every difference, and what it cost.
 
-Money: it prints the plan and its price first (api/pricing.py, WAN_PRICES) and spends nothing without
+Money: it prints the plan and its price first (api/money/pricing.py, WAN_PRICES) and spends nothing without
 `--yes`. Without a key it explains itself and exits 0. It reads the key and the endpoint as the client does:
 DASHSCOPE_API_KEY (or its file), DASHSCOPE_HTTP_BASE_URL, DASHSCOPE_REGION or --region. The key goes in the
 Authorization header to the endpoint and nowhere else; no output or recording holds it.
 
-Its calls are the client's own (api/calls.py: the same paths, headers and bodies, through the client's
-transport), its stream reading the client's SSE reader (api/sse.py); each call is sent once, without retries,
+Its calls are the client's own (api/service/calls.py: the same paths, headers and bodies, through the client's
+transport), its stream reading the client's SSE reader (api/service/sse.py); each call is sent once, without retries,
 and its answer kept as it came. What the probe adds is the comparison. `plan.py`: which calls, and how a side
 is asked; `compare.py`: answers, their shapes and differences, the table; this module: the command.
 
@@ -33,10 +33,10 @@ import requests
 
 from ..config import REGION_LABELS, Endpoint, resolve_api_key, resolve_endpoint, state_dir
 from ..errors import ConfigError, MissingApiKeyError, WanError
-from ..models import MODELS
-from ..pricing import ENV_PRICES, unit_price
+from ..money.pricing import ENV_PRICES, unit_price
+from ..request.models import MODELS
 from ..secrets import ApiKey
-from ..transport import NO_RETRY, Transport
+from ..service.transport import NO_RETRY, Transport
 from .compare import Answer, Row, answer_shape, compare, differences, print_table, shape  # noqa: F401 (the API)
 from .plan import Answers, Probe, Side, billed, plan
 

@@ -1,5 +1,5 @@
 """The probe's calls: which ones, for which models, and how one side (the real endpoint, or the reference
-emulator) is asked. Each call is the client's own (api/calls.py), sent once through the client's transport,
+emulator) is asked. Each call is the client's own (api/service/calls.py), sent once through the client's transport,
 its stream read with the client's SSE reader; its answer is kept as it came (compare.Answer).
 """
 
@@ -12,15 +12,16 @@ from typing import Any, Callable
 
 import requests
 
-from ..answers import CANCELED, FAILED, SUCCEEDED, UNKNOWN, task_status
-from ..calls import (
-    NETWORK_ERRORS, Call, cancel_call, create_call, media_type, query_call, reader, send_once, stream_call, sync_call,
+from ..money.pricing import unit_price
+from ..request.build import WanRequest, build_request
+from ..request.models import ASYNC, EDIT, INTERLEAVE, MODELS, STREAM, TEXT_TO_IMAGE, ModeSpec
+from ..service.answers import CANCELED, FAILED, SUCCEEDED, UNKNOWN, task_status
+from ..service.calls import (
+    NETWORK_ERRORS, Call, cancel_call, create_call, media_type, query_call, reader, send_once, stream_call,
+    sync_call,
 )
-from ..models import ASYNC, EDIT, INTERLEAVE, MODELS, STREAM, TEXT_TO_IMAGE, ModeSpec
-from ..pricing import unit_price
-from ..request import WanRequest, build_request
-from ..sse import events
-from ..transport import Transport
+from ..service.sse import events
+from ..service.transport import Transport
 from .compare import Answer, Answers
 
 WRONG_KEY = "sk-wan-probe-not-a-real-key-0000"
@@ -44,7 +45,7 @@ class Side:
             return Answer(0, "", note=f"no answer: {type(exc).__name__}")
 
     def download(self, url: str) -> Answer:
-        try:  # result hosts never get the key (as api/download.py: a session without it)
+        try:  # result hosts never get the key (as api/service/download.py: a session without it)
             r = requests.get(url, timeout=self.transport.timeouts.sync_read)
         except requests.RequestException as exc:
             return Answer(0, "", note=f"no answer: {type(exc).__name__}")
@@ -96,7 +97,7 @@ def _request(model: str, mode: str) -> WanRequest:
 def _input_picture(model: str):
     import numpy as np
 
-    from ..encoding import encode_image
+    from ..request.encoding import encode_image
 
     spec = MODELS[model]
     side = max(spec.image.min_side, 384)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from api import WanInputError, boxes_from_bounding_boxes, node_palette, palette_from_colors
-from api.pricing import PRICE_TABLE, badge_prices, estimate, price_badge_expr
+from api.money.pricing import PRICE_TABLE, badge_prices, estimate, price_badge_expr
 
 REGIONS = ["default", "singapore", "virginia", "beijing"]
 

@@ -14,7 +14,7 @@ import pytest
 
 from api import ApiKey, WanClient, build_request, encode_image, errors, MODELS
 from api.config import resolve_api_key, resolve_endpoint
-from api.download import Downloader
+from api.service.download import Downloader
 from apitest import ROOT, TEST_KEY, make_client, photo
 
 
@@ -90,7 +90,7 @@ def test_pixel_and_byte_caps(static_host):
     with pytest.raises(errors.DownloadError, match="cap"):
         Downloader(max_bytes=4000).fetch(base + "/big.png")
     payloads["/broken.png"] = _png_header_bomb(10, 10)[:-20]
-    from api.transport import RetryPolicy
+    from api.service.transport import RetryPolicy
 
     with pytest.raises(errors.DownloadError, match="after 2 tries"):
         Downloader(retry=RetryPolicy(attempts=2, backoff=0.01)).fetch(base + "/broken.png")
@@ -155,7 +155,7 @@ def test_the_key_never_shows(emulator, caplog):
 
 
 def test_api_imports_neither_torch_nor_comfyui():
-    code = ("import sys, api, api.emulator, api.client, api.encoding;"
+    code = ("import sys, api, api.emulator, api.client, api.request.encoding;"
             "bad=[m for m in sys.modules if m.split('.')[0] in ('torch','comfy','comfy_api','folder_paths','nodes')];"
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -190,7 +190,7 @@ def test_tls_is_always_verified(https_host):
     with pytest.raises(errors.DownloadError, match="certificate did not verify"):
         Downloader().fetch(https_host + "/ok.png")
     from api.config import Endpoint
-    from api.transport import RetryPolicy
+    from api.service.transport import RetryPolicy
 
     client = WanClient(TEST_KEY, endpoint=Endpoint(https_host + "/api/v1", None, True),
                        retry=RetryPolicy(attempts=1))

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from api import MODELS, WanInputError, encode_image, to_uint8_rgb
-from api.encoding import choose_format, decode_data_uri
-from api.models import ImageLimits
+from api.request.encoding import choose_format, decode_data_uri
+from api.request.models import ImageLimits
 from apitest import photo
 
 WAN27 = MODELS["wan2.7-image"].image
@@ -122,7 +122,7 @@ def test_auto_picks_png_for_flat_art_and_jpeg_for_photos():
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (7, 5, 3), (300, 257, 3), (1100, 900, 3)])
 def test_our_png_encoder_is_lossless_and_valid(shape):
-    from api.encoding import fast_png
+    from api.request.encoding import fast_png
 
     rgb = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
     data = fast_png(rgb)

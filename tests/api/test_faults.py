@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from api import MODELS, build_request, describe, encode_image, errors, interleave
-from api.transport import RetryPolicy, Timeouts
+from api.service.transport import RetryPolicy, Timeouts
 from apitest import TEST_KEY, make_client, photo
 
 
@@ -118,7 +118,7 @@ def test_reset_after_the_body_is_never_resent(emulator, transport):
     """The service accepted (and will bill) it; sending again would pay twice."""
     client = make_client(emulator)
     emulator.backend.add_fault({"kind": "reset_after_body"})
-    # Streaming is documented for wan2.6 interleave only (api/models.py), so the stream case streams that.
+    # Streaming is documented for wan2.6 interleave only (api/request/models.py), so the stream case streams that.
     req = interleave("wan2.6-image", "a recipe in three steps", max_images=2) if transport == "stream" else small_edit()
     with pytest.raises(errors.WanConnectionError) as info:
         client.generate(req, transport=transport)
@@ -191,8 +191,10 @@ def test_wan25_partial_failure_keeps_the_good_images(emulator, client):
 
 
 def test_unknown_task_and_cancel(emulator):
-    client = make_client(emulator)
-    with pytest.raises(errors.TaskExpiredError):
+    # A task the service does not know is given up once it has answered UNKNOWN without a break for the
+    # client's window (2 minutes by default; 2 s here).
+    client = make_client(emulator, query_failure_budget=2.0)
+    with pytest.raises(errors.TaskExpiredError, match="UNKNOWN for 2 s"):
         client.wait_task("no-such-task")
     emulator.backend.configure(queue_time=5.0)
     task_id, _ = client.submit(small_edit())
@@ -237,7 +239,7 @@ def test_interrupt_while_running_leaves_the_task(emulator):
 
 def test_the_poll_schedule_notices_quickly_and_respects_the_account_limit(emulator):
     from api.client import PollSchedule
-    from api.ratelimit import TokenBucket
+    from api.service.ratelimit import TokenBucket
 
     sched = PollSchedule()
     assert sched.interval(0) <= 1.0 and sched.interval(9.9) <= 1.0

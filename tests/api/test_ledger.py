@@ -1,5 +1,5 @@
 """The daily limit and the ledger (api/ledger/), and the limits shared by processes on one folder
-(api/ratelimit.py): against the real emulator, with real processes where processes are the point."""
+(api/service/ratelimit.py): against the real emulator, with real processes where processes are the point."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import time
 import pytest
 
 from api import MODELS, build_request, encode_image, errors
-from api.billing import made
 from api.ledger import DailyLimitError, Entry, Ledger, local_day, open_ledger
 from api.ledger.report import report_text, summary
-from api.ratelimit import SharedSlots, SharedTokenBucket, acquire_slot
-from api.store import Store
+from api.money.billing import made
+from api.money.store import Store
+from api.service.ratelimit import SharedSlots, SharedTokenBucket, acquire_slot
 from apitest import ROOT, TEST_KEY, make_client, photo
 
 ACCOUNT = "acct0123456789ab"
@@ -63,7 +63,7 @@ def test_limit_of_3_refuses_before_sending_and_survives_a_restart(emulator, tmp_
         sys.path.insert(0, ".")
         from api import build_request, errors
         from api.config import Endpoint
-        from api.store import Store
+        from api.money.store import Store
         from api import WanClient
         from pathlib import Path
         c = WanClient(sys.argv[1], endpoint=Endpoint(base_url=sys.argv[2], region=None, overridden=True),
@@ -91,7 +91,7 @@ def test_concurrent_processes_cannot_slip_past_the_limit(tmp_path):
         sys.path.insert(0, ".")
         os.environ["WAN_DAILY_IMAGE_LIMIT"] = "10"
         from pathlib import Path
-        from api.billing import made
+        from api.money.billing import made
         from api.ledger import Ledger, DailyLimitError
         ledger = Ledger(Path(sys.argv[1]))
         granted = 0
@@ -256,7 +256,7 @@ HOLD_SLOTS = """
     import sys, time
     sys.path.insert(0, ".")
     from pathlib import Path
-    from api.ratelimit import SharedSlots
+    from api.service.ratelimit import SharedSlots
     slots = SharedSlots(Path(sys.argv[1]), int(sys.argv[2]))
     for _ in range(int(sys.argv[3])):
         assert slots.acquire(blocking=False)
@@ -297,7 +297,7 @@ def test_task_query_bucket_is_shared_by_processes(tmp_path):
         import sys, time
         sys.path.insert(0, ".")
         from pathlib import Path
-        from api.ratelimit import SharedTokenBucket
+        from api.service.ratelimit import SharedTokenBucket
         b = SharedTokenBucket(Path(sys.argv[1]) / "bucket", 20.0)
         for _ in range(20):
             b.acquire()
@@ -393,7 +393,7 @@ def test_a_task_carried_over_from_0_2_keeps_its_unsure_count_when_it_is_given_up
     ledger.db.write(lambda db: db.execute(
         "INSERT INTO billed (time, day, account, endpoint, region, model, task_id, pictures, status) "
         "VALUES (?, ?, 'acct', 'e', NULL, 'wan2.7-image', 'task-02', 2, 'unsure')", (time.time(), local_day())))
-    from api.billing import maybe
+    from api.money.billing import maybe
     ledger.settle(Entry(answer_id="task-02", account="acct", endpoint="e", region=None, model="wan2.7-image",
                         max_pictures=0, task_id="task-02"), maybe("the service stopped knowing the task"))
     assert [(r["pictures"], r["status"]) for r in ledger.entries()] == [(2, "unsure")]

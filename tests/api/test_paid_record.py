@@ -1,6 +1,6 @@
-"""One paid-answer record and one outcome (api/journal.py, api/billing.py), against the real emulator: what
-was paid is written down before anything that can fail, whether a request was billed is decided once, and
-identical requests from several processes make one creation."""
+"""One paid-answer record and one outcome (api/money/journal.py, api/money/billing.py), against the real
+emulator: what was paid is written down before anything that can fail, whether a request was billed is decided
+once, and identical requests from several processes make one creation."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import time
 
 import pytest
 
-from api import build_request, errors
-from api.billing import NOT_BILLED, Billing, billing_of
-from api.journal import CREATED, FETCHED, PAID
+from api import RetryPolicy, build_request, errors
 from api.ledger import open_ledger
+from api.money.billing import NOT_BILLED, Billing, billing_of
+from api.money.journal import CREATED, FETCHED, PAID
+from api.money.store import Store
 from api.recent import describe_listing, fetch, listing
-from api.store import Store
+from api.service.download import Downloader
 from apitest import ROOT, TEST_KEY, make_client
 
 
@@ -64,7 +65,9 @@ def test_the_record_is_written_before_the_download_and_serves_the_next_run(emula
     """The result host is down after payment: the record (URLs, usage) is in the journal, the ledger is
     settled, and the next identical run downloads the pictures without a creation."""
     emulator.backend.add_fault({"kind": "http", "on": "download", "status": 503, "times": -1})
-    client = make_client(emulator, store=Store(tmp_path))
+    # Two quick tries (a client's downloader otherwise keeps trying for about 30 s).
+    quick = Downloader(retry=RetryPolicy(attempts=2, backoff=0.05, backoff_max=0.1))
+    client = make_client(emulator, store=Store(tmp_path), downloader=quick)
     with pytest.raises(errors.DownloadError, match="paid for") as failed:
         client.generate(t2i(4), transport="sync")
     assert "Wan Recent Results" in str(failed.value)
@@ -102,7 +105,7 @@ def test_identical_requests_from_three_processes_make_one_creation(emulator, tmp
         sys.path.insert(0, ".")
         from api import PollSchedule, WanClient, build_request
         from api.config import Endpoint
-        from api.store import Store
+        from api.money.store import Store
         base, key, folder, start = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
         client = WanClient(key, endpoint=Endpoint(base_url=base, region=None, overridden=True),
                            store=Store(folder), poll=PollSchedule(fast=0.05, fast_until=5, medium=0.1))

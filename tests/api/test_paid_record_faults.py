@@ -12,10 +12,10 @@ import time
 import pytest
 
 from api import build_request, errors
-from api.journal import CREATED
 from api.ledger import open_ledger
+from api.money.journal import CREATED
+from api.money.store import Store
 from api.recent import fetch
-from api.store import Store
 from apitest import make_client
 
 
@@ -79,7 +79,7 @@ def test_a_journal_with_a_damaged_data_page_heals(emulator, tmp_path, caplog):
     store = Store(tmp_path)
     client = make_client(emulator, store=store)
     for seed in range(30):     # enough records for the answers table to span several pages
-        store.journal.open(__import__("api.journal", fromlist=["Answer"]).Answer(
+        store.journal.open(__import__("api.money.journal", fromlist=["Answer"]).Answer(
             id=f"r{seed}", account="x", fingerprint="f" * 64, model="wan2.7-image", mode="t2i",
             transport="sync", prompt="p" * 80, created=time.time(), state="fetched",
             answer={"content": [{"type": "text", "text": "x" * 400}]}))
@@ -108,8 +108,8 @@ def test_a_damaged_file_that_cannot_be_moved_aside_is_reported_not_retried_forev
 
     def windows_replace(src, dst):
         raise PermissionError(13, "The process cannot access the file because it is being used by another process")
-    import api.db
-    monkeypatch.setattr(api.db.os, "replace", windows_replace)
+    import api.money.db
+    monkeypatch.setattr(api.money.db.os, "replace", windows_replace)
     try:
         Store(tmp_path)
         outcome = "opened"

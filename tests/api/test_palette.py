@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from api import WanInputError, check_color_palette
-from api.palette import palette_from_pixels, percentages, swatches
+from api.request.palette import palette_from_pixels, percentages, swatches
 from apitest import photo
 
 

@@ -1,4 +1,4 @@
-"""The box editor (web/wan_pictures.js) and the nodes (api/pictures.py) number pictures by the same rule:
+"""The box editor (web/wan_pictures.js) and the nodes (api/request/pictures.py) number pictures by the same rule:
 both versions run on the same cases, with batches and unconnected inputs, and must agree entry for entry.
 (tests/browser runs the JavaScript once more inside ComfyUI's page, as the editor loads it.)"""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from api.errors import WanInputError
-from api.pictures import number_pictures
+from api.request.pictures import number_pictures
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["image"] + [f"image_{i}" for i in range(2, 10)]

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-import api.transport
+import api.service.transport
 from api import PollSchedule, WanClient, build_request, errors
 from api.config import Endpoint
 from api.emulator import EmulatorServer, Settings
@@ -219,8 +219,8 @@ def test_a_connection_quiet_too_long_never_carries_a_billable_body(https_emulato
 
 
 def test_the_quiet_threshold_is_thirty_seconds_unless_given():
-    assert api.transport.STALE_AFTER_S == 30.0
-    transport = api.transport.Transport(Endpoint(base_url="https://x.invalid/api/v1", region=None,
+    assert api.service.transport.STALE_AFTER_S == 30.0
+    transport = api.service.transport.Transport(Endpoint(base_url="https://x.invalid/api/v1", region=None,
                                                  overridden=True), api_key=api.secrets.ApiKey(TEST_KEY))
     assert transport.stale_after is None   # STALE_AFTER_S is read when a request is sent
     transport.close()

@@ -16,7 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
-from api.sse import SSEParser
+from api.service.sse import SSEParser
 from apitest import ROOT
 
 EXAMPLES = json.loads((ROOT / "tests" / "api" / "data" / "seed_examples.json").read_text())

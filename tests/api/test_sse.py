@@ -13,9 +13,9 @@ import requests
 from PIL import Image
 
 from api import build_request, errors
-from api.billing import made
-from api.sse import SSEParser
-from api.transport import Timeouts
+from api.money.billing import made
+from api.service.sse import SSEParser
+from api.service.transport import Timeouts
 from apitest import make_client
 
 VENDOR_FRAMES = (

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from api import MODELS, build_request, encode_image, errors, describe
-from api.store import ResultCache, Store
+from api.money.store import ResultCache, Store
 from apitest import cancel_once_seen, make_client, photo
 
 
@@ -83,8 +83,8 @@ def test_a_pending_task_interrupted_is_canceled_and_the_next_run_creates_anew(em
 
 
 def test_a_failed_download_is_fetched_again_from_the_same_task(emulator, tmp_path):
-    from api.transport import RetryPolicy
-    from api.download import Downloader
+    from api.service.transport import RetryPolicy
+    from api.service.download import Downloader
 
     emulator.backend.add_fault({"kind": "http", "on": "download", "status": 500, "code": "InternalError",
                                 "times": 10})
@@ -134,7 +134,7 @@ def test_the_cache_evicts_the_least_recently_used(tmp_path):
 
 
 def test_cost_is_estimated_where_a_price_is_known(emulator, tmp_path, monkeypatch):
-    from api.pricing import estimate
+    from api.money.pricing import estimate
 
     assert estimate("wan2.7-image", "beijing", 3)["total"] == 0.6
     assert estimate("wan2.6-image", "beijing", 3) is None, "no price is invented"

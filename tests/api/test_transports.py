@@ -13,7 +13,7 @@ from PIL import Image
 from api import MODELS, build_request, encode_image, describe
 from apitest import photo
 
-# The transports each vendor page documents (api/models.py): streaming only for wan2.6 interleave.
+# The transports each vendor page documents (api/request/models.py): streaming only for wan2.6 interleave.
 COMBOS = [
     ("wan2.7-image-pro", "t2i", 0, ["async", "sync"]),
     ("wan2.7-image-pro", "edit", 2, ["async", "sync"]),

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from api import MODELS, Store, build_request, describe, encode_image, errors
-from api.answers import FAILED, task_failure, task_status
 from api.emulator import EmulatorServer, Settings
-from api.journal import Answer
+from api.money.journal import Answer
+from api.service.answers import FAILED, task_failure, task_status
 from apitest import TEST_KEY, cancel_once_seen, make_client, photo
 
 OTHER_KEY = "sk-test-other-account-1234"
@@ -236,7 +236,7 @@ def test_cancel_stops_a_stream_waiting_between_frames(emulator, floor):
 
 
 def test_a_billable_request_after_a_quiet_spell_does_not_ride_an_old_connection(emulator, monkeypatch):
-    import api.transport
+    import api.service.transport
 
     client = make_client(emulator)
     client.get_task("task-that-does-not-exist-1")   # leaves a kept-alive connection in the pool
@@ -244,7 +244,7 @@ def test_a_billable_request_after_a_quiet_spell_does_not_ride_an_old_connection(
     kept = [c for c in list(pool.pool.queue) if c is not None and c.sock is not None]
     assert kept, "the query's connection should be pooled"
     sockets = {id(c): c.sock for c in kept}
-    monkeypatch.setattr(api.transport, "STALE_AFTER_S", 0.2)
+    monkeypatch.setattr(api.service.transport, "STALE_AFTER_S", 0.2)
     time.sleep(0.3)   # the account went quiet (a laptop asleep, a NAT that forgot the connection)
     client.generate(edit(seed=21), transport="sync")
     # The pooled connection was closed before the body was written, and connected anew.

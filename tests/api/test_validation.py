@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from api import MODELS, WanInputError, build_request, edit, encode_image, interleave, sequential, text_to_image
-from api.request import InputImage
+from api.request.build import InputImage
 from apitest import TEST_KEY, make_client
 
 
@@ -315,7 +315,7 @@ SETTINGS_ONLY = [
 
 @pytest.mark.parametrize("model,mode,prompt,settings", SETTINGS_ONLY)
 def test_settings_are_checked_by_one_function_before_and_when_building(model, mode, prompt, settings):
-    from api.request import Params, check_settings
+    from api.request.build import Params, check_settings
 
     with pytest.raises(WanInputError) as early:
         check_settings(model, mode, prompt, Params(**settings))
@@ -326,7 +326,7 @@ def test_settings_are_checked_by_one_function_before_and_when_building(model, mo
 
 
 def test_settings_not_known_yet_are_left_to_the_builder():
-    from api.request import Params, check_settings
+    from api.request.build import Params, check_settings
 
     check_settings("wan2.7-image", "edit", None, Params())  # a linked prompt, every setting at its default
     check_settings("wan2.7-image", "edit", "x", Params(bbox_list=[[], [[0, 0, 10, 10]]]))  # pictures unknown

@@ -26,7 +26,7 @@ for p in (ROOT, ROOT / "scripts"):
 
 import hosts  # noqa: E402
 from api.emulator import EmulatorServer, Settings  # noqa: E402
-from api.pricing import estimate, unit_price  # noqa: E402
+from api.money.pricing import estimate, unit_price  # noqa: E402
 from comfy_host import ComfyHost  # noqa: E402
 
 playwright = pytest.importorskip("playwright.sync_api", reason="run scripts/setup_browser.sh (make test does)")

@@ -24,7 +24,7 @@ for p in (ROOT, ROOT / "scripts"):
         sys.path.insert(0, str(p))
 
 from api.emulator import EmulatorServer, Settings  # noqa: E402
-from api.pictures import number_pictures  # noqa: E402
+from api.request.pictures import number_pictures  # noqa: E402
 from comfy_host import ComfyHost  # noqa: E402
 
 playwright = pytest.importorskip("playwright.sync_api", reason="run scripts/setup_browser.sh (make test does)")
@@ -334,7 +334,7 @@ def test_a_box_drawn_on_a_picture_made_by_another_wan_node_reaches_the_service(s
 
 
 def test_the_picture_numbering_in_the_page_is_the_python_rule(stack, ui):
-    """The module the editor imports, as the page serves it, numbers like api/pictures.py."""
+    """The module the editor imports, as the page serves it, numbers like api/request/pictures.py."""
     cases = [[["image", 2], ["image_2", None], ["image_3", 1]], [["image", None], ["image_2", 3]], [["image", 1]]]
     got = ui.evaluate("""async (cases) => {
         const { numberPictures } = await import('/extensions/comfyui-wan-image/wan_pictures.js');

@@ -88,7 +88,7 @@ CATALOGUE = [
                                                          "image": torch.rand((10, 300, 300, 3))}, "image", "at most 9"),
 ]
 
-# Limits no vendor page states (api/models.py reference_only): the nodes no longer refuse them; the request
+# Limits no vendor page states (api/request/models.py reference_only): the nodes no longer refuse them; the request
 # goes out, the service refuses it, and its own error reaches the user whole. Nothing is billed.
 LEFT_TO_THE_SERVICE = [
     # (case, node, inputs, a phrase of the service's message)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .errors import WanInputError
+from ..errors import WanInputError
 
 
 def number_pictures(inputs: Sequence[tuple[str, int | None]]) -> list[dict]:

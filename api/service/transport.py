@@ -27,12 +27,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import __version__
-from .billing import NOT_BILLED, Billing, Sent, maybe, tag
-from .config import Endpoint
-from .errors import ConfigError, Interrupted, WanAPIError, WanConnectionError, WanTimeoutError, api_error
-from .request import json_bytes
-from .secrets import ApiKey, get_logger, redact
+from .. import __version__
+from ..config import Endpoint
+from ..errors import ConfigError, Interrupted, WanAPIError, WanConnectionError, WanTimeoutError, api_error
+from ..money.billing import NOT_BILLED, Billing, Sent, maybe, tag
+from ..request.build import json_bytes
+from ..secrets import ApiKey, get_logger, redact
 from .waiting import pause
 
 log = get_logger("wan.transport")
@@ -272,7 +272,7 @@ class Transport:
                 sent: Sent | None = None) -> requests.Response:
         """One logical request with retries. Returns a 2xx response; raises a WanError otherwise.
 
-        For a billable request, whatever is raised carries its `billing` (api/billing.py): not billed when
+        For a billable request, whatever is raised carries its `billing` (api/money/billing.py): not billed when
         the body cannot have reached the service, maybe when it may have; `sent` is marked once it may."""
         url = self.endpoint.url(path)
         payload = None if json_body is None else json_bytes(json_body)

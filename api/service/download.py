@@ -21,11 +21,11 @@ import numpy as np
 import requests
 from PIL import Image
 
-from .errors import DownloadError, Interrupted
-from .secrets import get_logger
+from ..errors import DownloadError, Interrupted
+from ..secrets import get_logger
+from ..workers import Workers
 from .transport import RetryPolicy
 from .waiting import pause
-from .workers import Workers
 
 log = get_logger("wan.download")
 

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import filelock
+from ..money import filelock
 from .waiting import pause, until
 
 ENV_TASK_QPS = "WAN_TASK_QUERY_QPS"

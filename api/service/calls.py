@@ -22,17 +22,17 @@ import requests
 import urllib3
 
 from . import answers
-from .answers import CANCELED, FAILED, KNOWN_STATES, PENDING, SUCCEEDED, TASK_LIFETIME_S, UNKNOWN, StreamAssembler
-from .billing import NOT_BILLED, Billing, Sent, billing_of, maybe, tag
-from .errors import (
+from ..errors import (
     Interrupted, RateLimitError, ServerError, TaskCanceledError, TaskExpiredError, WanConnectionError, WanError,
     WanTimeoutError, api_error,
 )
-from .models import IMAGE_SYNTHESIS, SYNC
+from ..money.billing import NOT_BILLED, Billing, Sent, billing_of, maybe, tag
+from ..request.build import WanRequest, json_bytes
+from ..request.models import IMAGE_SYNTHESIS, SYNC
+from ..result import Emitter, WanResult
+from ..secrets import get_logger
+from .answers import CANCELED, FAILED, KNOWN_STATES, PENDING, SUCCEEDED, TASK_LIFETIME_S, UNKNOWN, StreamAssembler
 from .ratelimit import TokenBucket
-from .request import WanRequest, json_bytes
-from .result import Emitter, WanResult
-from .secrets import get_logger
 from .sse import events
 from .transport import Transport
 from .waiting import pause

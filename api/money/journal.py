@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .answers import TASK_LIFETIME_S
+from ..result import WanResult
+from ..service.answers import TASK_LIFETIME_S
+from ..service.download import url_expiry
 from .billing import Billing
 from .db import Database
-from .download import url_expiry
-from .result import WanResult
 
 CREATED, PAID, FETCHED, ENDED = "created", "paid", "fetched", "ended"
 PROMPT_SHOWN = 80   # characters of the prompt kept for the recent-results list

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .billing import NOT_BILLED, made, maybe
-from .errors import StreamCutError, WanAPIError, WanConnectionError, api_error
-from .models import IMAGE_SYNTHESIS, STREAM
-from .request import WanRequest
-from .result import Emitter, WanResult
+from ..errors import StreamCutError, WanAPIError, WanConnectionError, api_error
+from ..money.billing import NOT_BILLED, made, maybe
+from ..request.build import WanRequest
+from ..request.models import IMAGE_SYNTHESIS, STREAM
+from ..result import Emitter, WanResult
 from .sse import SSEEvent
 
 # Task states the reference names ("PENDING → RUNNING → SUCCEEDED | FAILED, also CANCELED, and UNKNOWN for

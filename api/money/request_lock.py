@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import filelock
-from .errors import Interrupted
+from ..errors import Interrupted
 
 POLL_S = 0.05
 

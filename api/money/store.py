@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import state_dir
+from ..config import state_dir
+from ..secrets import get_logger
 from .journal import Journal
-from .secrets import get_logger
 
 log = get_logger("wan.store")
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import WanInputError
-from .request import check_color_palette
+from ..errors import WanInputError
+from .build import check_color_palette
 
 
 def percentages(counts: list[int]) -> list[int]:

@@ -101,7 +101,7 @@ class ModelSpec:
         try:
             return self.modes[mode]
         except KeyError:
-            from .errors import WanInputError
+            from ..errors import WanInputError
 
             raise WanInputError(
                 "mode",
@@ -269,7 +269,7 @@ def get_model(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        from .errors import WanInputError
+        from ..errors import WanInputError
 
         raise WanInputError(
             "model", f"unknown model {name!r}; this pack knows " + ", ".join(MODEL_NAMES)
@@ -324,8 +324,8 @@ def check_region(model: str, region: str | None, endpoint_overridden: bool) -> s
     refused and None is returned. Otherwise returns the region's canonical name."""
     if endpoint_overridden:
         return None
-    from .config import normalize_region
-    from .errors import ConfigError
+    from ..config import normalize_region
+    from ..errors import ConfigError
 
     spec = get_model(model)
     try:
@@ -333,7 +333,7 @@ def check_region(model: str, region: str | None, endpoint_overridden: bool) -> s
     except ConfigError as exc:
         raise _input_error("region", exc.detail) from None
     if spec.regions and name not in spec.regions:
-        from .config import ENV_BASE_URL, REGION_LABELS
+        from ..config import ENV_BASE_URL, REGION_LABELS
 
         raise _input_error("region", f"{model} is offered in {_region_list(spec.regions)} only (its vendor page "
                                      f"lists no other region), not {REGION_LABELS[name]}; pick "
@@ -343,7 +343,7 @@ def check_region(model: str, region: str | None, endpoint_overridden: bool) -> s
 
 
 def _region_list(regions: tuple[str, ...]) -> str:
-    from .config import REGION_LABELS
+    from ..config import REGION_LABELS
 
     labels = [REGION_LABELS[r].split(" (")[0] for r in regions]
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
@@ -373,6 +373,6 @@ def region_summary(models: tuple[str, ...] | list[str] | None = None) -> str:
 
 
 def _input_error(param: str, limit: str) -> Exception:
-    from .errors import WanInputError
+    from ..errors import WanInputError
 
     return WanInputError(param, limit)

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from .errors import Interrupted
-from .secrets import get_logger
+from ..errors import Interrupted
+from ..secrets import get_logger
 
 log = get_logger("wan.db")
 

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from .errors import WanInputError
+from ..errors import WanInputError
 from .models import (
     EDIT, IMAGE_SYNTHESIS, INTERLEAVE, MAX_IMAGES_ANY_PAGE, MODE_NAMES, SEED_MAX, SEQUENTIAL, TEXT_TO_IMAGE,
     ModelSpec, ModeSpec, get_model, models_with_mode,

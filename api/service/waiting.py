@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Callable
 
-from .errors import Interrupted
+from ..errors import Interrupted
 
 SLICE_S = 0.1   # how often a wait on something other than the event itself looks at the event
 

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import WanInputError
+from ..errors import WanInputError
+from .build import InputImage
 from .models import ImageLimits
-from .request import InputImage
 
 FORMATS = ("auto", "png", "jpeg")
 JPEG_QUALITY = 95            # the explicit `jpeg` format

@@ -31,18 +31,18 @@ import threading
 import time
 from typing import Any, Callable, TypeVar
 
-from . import answers
+from ..errors import DownloadError, Interrupted, TaskCanceledError, TaskExpiredError, WanError
+from ..request.build import WanRequest
+from ..request.models import ASYNC, MODELS, STREAM
+from ..result import Emitter, WanResult
+from ..secrets import get_logger
+from ..service import answers
+from ..service.calls import ServiceCalls
+from ..service.download import Downloader
+from ..service.ratelimit import acquire_slot
 from .billing import Billing, Sent, billing_of, maybe
-from .calls import ServiceCalls
-from .download import Downloader
-from .errors import DownloadError, Interrupted, TaskCanceledError, TaskExpiredError, WanError
 from .journal import CREATED, FETCHED, PAID, Answer, new_answer_id
-from .models import ASYNC, MODELS, STREAM
-from .ratelimit import acquire_slot
-from .request import WanRequest
 from .request_lock import RequestLocks
-from .result import Emitter, WanResult
-from .secrets import get_logger
 from .store import Store
 
 log = get_logger("wan.client")

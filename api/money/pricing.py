@@ -64,8 +64,8 @@ def badge_prices(models: list[str], region_choices: list[str], environ: dict[str
     """{model: {region widget value: [unit price, currency]}} for every price known, exactly as a run would
     estimate it: "default" is resolved now (DASHSCOPE_REGION, else Singapore), and with
     DASHSCOPE_HTTP_BASE_URL set the endpoint is not a region, so only WAN_PRICES applies (as in `info`)."""
-    from .config import endpoint_overridden, region_for
-    from .errors import ConfigError
+    from ..config import endpoint_overridden, region_for
+    from ..errors import ConfigError
 
     overridden = endpoint_overridden(environ)
     table: dict[str, dict[str, list[Any]]] = {}
