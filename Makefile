@@ -31,7 +31,7 @@ emulator: venv
 	$(PY) -m api.emulator --port $(PORT)
 
 # Compares the real service's answers with the emulator's (billed: it prints the price and sends nothing
-# without --yes). `make probe ARGS=--yes` (or YES=1) to run it; see the README.
+# without --yes). `make probe ARGS=--yes` (or YES=1) to run it; see docs/emulator.md.
 probe: venv
 	$(PY) -m api.probe $(if $(YES),--yes) $(ARGS)
 

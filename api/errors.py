@@ -96,7 +96,7 @@ class MissingApiKeyError(ConfigError):
         "regions), or set the environment variable DASHSCOPE_API_KEY (DASHSCOPE_API_KEY_BEIJING etc. for one "
         "region) before starting ComfyUI, or put the key in the file named by DASHSCOPE_API_KEY_FILE_PATH, or "
         "in ~/.dashscope/api_key. Keys are per region (Singapore, Virginia, Beijing). To try the pack offline, "
-        "run its emulator and set DASHSCOPE_HTTP_BASE_URL to it (see the README)"
+        "run its emulator and set DASHSCOPE_HTTP_BASE_URL to it (see the pack's docs/emulator.md)"
     )
 
 

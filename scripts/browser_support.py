@@ -21,8 +21,8 @@ PACK = "comfyui-wan-image"   # the pack's folder name: the template browser list
 
 # The frontends the browser tests cover: the one the host ComfyUI pins (1.48.7 on 0.33.0, 1.32.9 on 0.3.75:
 # scripts/hosts.py; in the host's Python), and the newest the registry serves (scripts/frontend_probe.py;
-# README "In the ComfyUI page"), installed by scripts/setup_browser.sh into a folder of its own, never over
-# the pinned one.
+# docs/development.md "Browser tests"), installed by scripts/setup_browser.sh into a folder of its own,
+# never over the pinned one.
 PINNED_FRONTEND = hosts.pinned_frontend()
 NEWEST_FRONTEND = "1.58.1"
 FRONTENDS = (PINNED_FRONTEND, NEWEST_FRONTEND)

@@ -1,5 +1,5 @@
 """Does a comfyui-frontend-package version run on our ComfyUI host? Used to pick the newest one the browser
-tests cover (see browser_support.FRONTENDS and the README).
+tests cover (see browser_support.FRONTENDS and docs/development.md).
 
     .venv/bin/python scripts/frontend_probe.py 1.58.1 1.57.5 ...
 

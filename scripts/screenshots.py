@@ -1,4 +1,4 @@
-"""The README's pictures, from a real run: each example workflow loaded from the template browser in
+"""The pictures in docs/examples.md, from a real run: each example workflow loaded from the template browser in
 ComfyUI's own page (headless Chromium), run against the emulator, and photographed with its output.
 
     .venv/bin/python scripts/screenshots.py [example ...]   (make screenshots: all; needs scripts/setup_browser.sh)

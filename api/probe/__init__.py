@@ -216,7 +216,7 @@ def run(argv: list[str] | None = None, out=None) -> int:
         print(f"Real answers written to {args.record} (no key; result URLs cut at the '?').", file=out)
     if differ:
         print("A difference means the emulator (or the pack) assumes something the service does not do: please "
-              "report it with this table (see the README, 'Checking the emulator against the real service').",
+              "report it with this table (see docs/emulator.md, 'Checking the emulator against the real service').",
               file=out)
     return 1 if (differ and args.strict) else 0
 

@@ -1,4 +1,4 @@
-"""The emulator, started with the README's command, answers the vendor pages' example requests with
+"""The emulator, started with docs/emulator.md's command, answers the vendor pages' example requests with
 responses of the same shape as the vendor's example responses (tests/data/seed_examples.json)."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def data_uri(width, height, fmt="WEBP"):
 
 @pytest.fixture(scope="module")
 def readme_emulator():
-    """`python -m api.emulator`, as the README says, on a free port."""
+    """`python -m api.emulator`, as docs/emulator.md says, on a free port."""
     proc = subprocess.Popen([sys.executable, "-m", "api.emulator", "--port", "0", "--service-time", "0.3",
                              "--queue-time", "0.1"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()

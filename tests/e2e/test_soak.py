@@ -1,6 +1,6 @@
 """One short pass of the fault soak in CI: 23 in-process runs (every scenario once), then one round of 8 Wan
 nodes in flight per two-server scenario (two real ComfyUI servers on one base directory, faults, a server
-killed and restarted, the daily limit crossed). The full soak is `make soak`, quoted in the README."""
+killed and restarted, the daily limit crossed). The full soak is `make soak`, quoted in docs/money.md."""
 
 from __future__ import annotations
 
