@@ -19,7 +19,7 @@ from .errors import *  # noqa: F401,F403 - the exception families are part of th
 from .errors import WanError, WanInputError
 from .money.pricing import AT_MOST, EXACT, PER_INPUT_PICTURE, price_badge_expr
 from .money.store import Store
-from .present import describe
+from .present import describe, no_picture_error, text_only
 from .request.build import (
     InputImage, Params, WanRequest, bbox_edit, boxes_from_bounding_boxes, build_request, check_color_palette,
     check_settings, edit, interleave, parse_boxes, sequential, text_to_image,

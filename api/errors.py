@@ -17,7 +17,7 @@ __all__ = [
     "ContentModerationError", "ArrearageError", "AuthenticationError", "AccessDeniedError", "ModelNotFoundError",
     "RequestTimeoutError", "RateLimitError", "ServerError", "ServiceUnavailableError", "TaskFailedError",
     "TaskCanceledError", "TaskExpiredError", "WanConnectionError", "WanTimeoutError", "StreamCutError",
-    "DownloadError", "Interrupted", "api_error", "family_for",
+    "DownloadError", "NoPictureError", "Interrupted", "api_error", "family_for",
 ]
 
 
@@ -209,6 +209,13 @@ class StreamCutError(WanConnectionError):
 
 class DownloadError(WanError):
     """A result picture could not be fetched or is not a valid picture."""
+
+
+class NoPictureError(WanError):
+    """The service answered without a picture where pictures were the point (every picture filtered, a stream
+    that ended with none). The message names the model and says what was billed."""
+
+    hint = "Change the prompt, the inputs or the seed and queue again"
 
 
 class Interrupted(WanError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from .errors import NoPictureError
 from .money.pricing import estimate
 from .result import WanResult
 from .service.download import url_expiry
@@ -42,3 +43,24 @@ def describe(result: WanResult) -> dict[str, Any]:
     if result.incomplete:
         info["incomplete"] = result.incomplete
     return info
+
+
+def text_only(result: WanResult) -> bool:
+    """An answer with no picture that is still a result: interleaved output whose text came back (max_images is
+    a ceiling; the model decides how many pictures, and may write text alone)."""
+    return not result.images and result.mode == "interleave" and bool(result.text.strip())
+
+
+def no_picture_error(result: WanResult, info: dict[str, Any]) -> NoPictureError:
+    """What to raise for an answer with no picture that is not `text_only`: the model, the request id, and what
+    was billed (the service bills the pictures it makes: none, unless it says otherwise)."""
+    billed = info.get("images_billed_this_run") or 0
+    if info.get("billed") == "maybe":
+        cost = "it may have been billed (the bill will tell)"
+    elif billed:
+        cost = f"the service reports {billed} picture(s) billed"
+    else:
+        cost = "nothing was billed"
+    why = f" ({result.incomplete})" if result.incomplete else ""
+    return NoPictureError(f"{result.model} returned no picture{why}; {cost}", request_id=result.request_id,
+                          task_id=result.task_id)

@@ -52,11 +52,21 @@ def mask_batch(tensor: Any) -> np.ndarray | None:
     return arr
 
 
+# What `images` holds when an interleaved answer is text alone (the one answer without a picture that is a
+# result; any other raises). Not a batch of 0: most nodes downstream (Save Image, scaling, VAE Encode) fail on
+# one. One black 64x64 RGB picture (RGB: many nodes refuse an alpha channel; 64: a multiple of 8 for latents);
+# `info` says `"images": 0, "empty_picture_marker": true`.
+EMPTY_PICTURE_MARKER_SIDE = 64
+
+
+def empty_picture_marker() -> torch.Tensor:
+    return torch.zeros((1, EMPTY_PICTURE_MARKER_SIDE, EMPTY_PICTURE_MARKER_SIDE, 3), dtype=torch.float32)
+
+
 def to_image_tensor(pictures: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """HxWx3 uint8 pictures -> one IMAGE batch, and the original (width, height) of each."""
+    """HxWx3 uint8 pictures (at least one) -> one IMAGE batch, and the original (width, height) of each."""
     if not pictures:
-        # An empty result is still a valid IMAGE for downstream nodes: one black 64x64 picture.
-        return torch.zeros((1, 64, 64, 3), dtype=torch.float32), []
+        raise ValueError("no picture to make an IMAGE of")
     sizes = [(p.shape[1], p.shape[0]) for p in pictures]
     target = sizes[0]
     frames = [pic if size == target else np.asarray(Image.fromarray(pic).resize(target, Image.Resampling.LANCZOS))

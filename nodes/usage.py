@@ -10,8 +10,8 @@ from comfy_api.latest import io, ui
 
 from . import runner
 from ..api import ENV_DAILY_BUDGET, ENV_DAILY_LIMIT, WanRequest, open_ledger
-
-CATEGORY = "api node/image/Wan (DashScope)"
+from .declared import Declared, WanNode
+from .widgets import node_schema
 
 
 def check_fan_out(region: str, reqs: list[WanRequest]) -> None:
@@ -36,30 +36,26 @@ def check_fan_out(region: str, reqs: list[WanRequest]) -> None:
                                            region=client.endpoint.region)
 
 
-class WanUsage(io.ComfyNode):
+class WanUsage(WanNode):
     """Today's and this month's billed pictures and estimated cost per model, from the ledger."""
 
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="WanUsage",
-            display_name="Wan Usage (Pictures Billed)",
-            category=CATEGORY,
-            description="What the Wan nodes have spent: today's and this month's billed pictures and estimated "
-                        "cost per model, from the ledger every ComfyUI on this folder writes (user/wan_image). "
-                        f"Shows the daily limit ({ENV_DAILY_LIMIT}, {ENV_DAILY_BUDGET}) too. Sends nothing, "
-                        "costs nothing; runs again on every queue.",
-            inputs=[],
-            outputs=[
-                io.String.Output("text", display_name="text",
-                                 tooltip="The usage table: per model, pictures and estimated cost today and this "
-                                         "month, the daily limit and today's count per account."),
-                io.Image.Output("chart", display_name="chart",
-                                tooltip="This month's billed pictures per day, stacked by model."),
-            ],
-            hidden=[io.Hidden.unique_id],
-            is_output_node=True,
-        )
+    declared = Declared(lambda: node_schema(
+        "WanUsage", "Wan Usage (Pictures Billed)",
+        "What the Wan nodes have spent: today's and this month's billed pictures and estimated cost per model, from "
+        "the ledger every ComfyUI on this folder writes (user/wan_image). "
+        f"Shows the daily limit ({ENV_DAILY_LIMIT}, {ENV_DAILY_BUDGET}) too. Sends nothing, costs nothing; runs again "
+        "on every queue.",
+        inputs=[],
+        outputs=[
+            io.String.Output("text", display_name="text",
+                             tooltip="The usage table: per model, pictures and estimated cost today and this month, "
+                                     "the daily limit and today's count per account."),
+            io.Image.Output("chart", display_name="chart",
+                            tooltip="This month's billed pictures per day, stacked by model."),
+        ],
+        hidden=[io.Hidden.unique_id],
+        is_output_node=True,
+    ))
 
     @classmethod
     def fingerprint_inputs(cls, **kwargs: Any) -> Any:

@@ -4,7 +4,7 @@ ComfyUI 0.3.75 calls a V3 node's `validate_inputs` while validating `POST /promp
 (execution.py, validate_inputs):
 - it passes only the inputs the method names; a widget's value comes converted (INT -> int, STRING -> str),
   an input linked to another node comes as None (nothing has run yet), an optional input the graph leaves
-  out is not passed (the method's default applies);
+  out is not passed (its declared default applies: nodes/declared.py);
 - for an input the method names, ComfyUI skips its own checks (min/max, combo options), so whatever we
   take here we must check ourselves (api/ does: unknown model, n range, ...);
 - a returned string refuses the graph: 400 with `node_errors[<node id>]`, one "custom_validation_failed"
@@ -53,7 +53,7 @@ def transport_and_region(model: str, mode: str, region: str | None, transport: s
     apply them when the node runs: a stream where the vendor documents none, a region the model's page does
     not list (unless DASHSCOPE_HTTP_BASE_URL names the endpoint). The widget's own options are checked first,
     because ComfyUI skips its combo check for an input `validate_inputs` takes."""
-    from .wan_nodes import REGIONS, TRANSPORTS
+    from .widgets import REGIONS, TRANSPORTS
 
     for name, value, options in (("region", region, REGIONS), ("transport", transport, TRANSPORTS)):
         if value is not None and value not in options:

@@ -155,6 +155,19 @@ _TABLE = [
         "generated image'.",
         "Whether the service had made (and bills) pictures it had not sent yet when the error came.",
     ),
+    Assumption(
+        "no_pictures",
+        "Only with the fault `no_pictures` (wan2.6, wan2.7): the answer (task, sync or stream) SUCCEEDS with no "
+        "image item: interleaved output is its text alone, any other mode an empty `content`; usage says "
+        "image_count 0 and size \"0*0\", and nothing is billed. By itself the emulator always returns pictures.",
+        "seed 000 line 742 (wan2.6 stream): frames before any picture carry \"image_count\":0,\"size\":\"0*0\"; "
+        "seed 002 line 78: '按成功產生的 映像張數 計費' (billed by the number of pictures generated "
+        "successfully); wan-api-reference.md: interleave's max_images is 'a ceiling' (the model decides how "
+        "many); seed 001 line 485: usage '只对成功的结果计数' (counts only successful results).",
+        "No page settles whether the service ever ends an interleaved answer with text alone, or a SUCCEEDED "
+        "answer of another mode with no picture (an output filtered by moderation comes back, per the pages, "
+        "as DataInspectionFailed), nor what such an answer looks like. The fault imitates the plainest reading.",
+    ),
 ]
 
 ASSUMPTIONS: dict[str, Assumption] = {a.key: a for a in _TABLE}

@@ -41,6 +41,7 @@ FAULT_KINDS = {
     "task_status",         # the task's queries answer output.task_status = `task_status` (e.g. SUSPENDED)
     "results_all_failed",  # wan2.5: the task SUCCEEDS but every result carries code/message instead of a url
     "task_unknown",        # task queries answer UNKNOWN (the page's unknown-task form) while the task runs on
+    "no_pictures",         # wan2.6/2.7: the answer SUCCEEDS with no picture (interleave: its text alone)
 }
 FAULT_TARGETS = {"create", "query", "cancel", "download", "any"}
 
@@ -377,6 +378,8 @@ class Backend:
     # ---- outputs -------------------------------------------------------------------------------------------
 
     def _count(self, job: Job, fault: Fault | None) -> int:
+        if fault is not None and fault.kind == "no_pictures":   # ASSUMPTIONS["no_pictures"]
+            return 0
         if fault is not None and fault.kind == "sequential_fewer" and job.kind == "sequential":
             return max(1, min(fault.count, job.count))
         return job.count
@@ -414,11 +417,15 @@ class Backend:
     @staticmethod
     def _usage(job: Job, count: int) -> dict[str, Any]:
         input_tokens = 10 * len(job.prompt) + 1000 * len(job.images)
-        return {"image_count": count, "size": f"{job.out_size[0]}*{job.out_size[1]}",
+        # With no picture (yet) the page's frames say "size":"0*0" (seed 000 line 742).
+        size = f"{job.out_size[0]}*{job.out_size[1]}" if count else "0*0"
+        return {"image_count": count, "size": size,
                 "input_tokens": input_tokens, "output_tokens": 2 * count, "total_tokens": input_tokens + 2 * count}
 
     def interleave_texts(self, job: Job, count: int) -> list[str]:
         subject = job.prompt.strip().rstrip(".")
+        if count == 0:   # ASSUMPTIONS["no_pictures"]: the text alone
+            return [f"{subject}: the emulator answers this one in words alone, with no picture."]
         return [f"Step {i + 1} of {count}: {subject}. This part shows stage {i + 1} in detail, "
                 f"with the emulator's picture {i + 1} below." for i in range(count)]
 
@@ -429,9 +436,9 @@ class Backend:
             urls = self._make_results(job, digest, request_id, count)
         content: list[dict[str, Any]] = []
         if job.kind == "interleave":
-            for text, url in zip(self.interleave_texts(job, count), urls):
+            for i, text in enumerate(self.interleave_texts(job, count)):
                 content.append({"type": "text", "text": text})
-                content.append({"type": "image", "image": url})
+                content += [{"type": "image", "image": url} for url in urls[i:i + 1]]
         else:
             content = [{"type": "image", "image": url} for url in urls]
         output = {"choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": content}}],

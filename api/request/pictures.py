@@ -1,5 +1,5 @@
 """How the pictures of a node's image inputs are numbered: the one rule the box editor (web/wan_pictures.js,
-the same function in JavaScript) and the nodes (nodes/tensors.py, nodes/wan_nodes.py boxes_for) share.
+the same function in JavaScript) and the nodes (nodes/tensors.py, nodes/boxes.py boxes_for) share.
 
 The service calls the pictures it receives "image 1", "image 2", ... in the order they are sent, and a
 bbox_list has one entry per picture in that order. A node sends every picture of `image`'s batch, then every

@@ -238,3 +238,23 @@ def test_fault_results_all_failed_succeeds_with_no_picture(emulator):
                                             for x in out["results"])
     assert out["task_metrics"] == {"TOTAL": 3, "SUCCEEDED": 0, "FAILED": 3}
     assert body["usage"]["image_count"] == 0 and emulator.backend.images_billed == 0
+
+
+def test_fault_no_pictures_answers_interleave_in_text_alone_and_other_modes_empty(emulator):
+    """{"kind": "no_pictures"} (ASSUMPTIONS["no_pictures"]): interleaved output streams its text alone, each
+    frame with image_count 0 and size "0*0" as the page's frames before a picture (seed 000 line 742); an edit
+    SUCCEEDS with an empty content. Nothing is billed either way."""
+    assert "0*0" in ASSUMPTIONS["no_pictures"].rests_on
+    fault(emulator, {"kind": "no_pictures"})
+    r = post(emulator, SYNC, multimodal("wan2.6-image", [], enable_interleave=True, max_images=2, size="1024*1024"),
+             SSE, stream=True)
+    frames = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:")]
+    items = [c for f in frames for c in f["output"]["choices"][0]["message"]["content"]]
+    assert frames[-1]["output"]["finished"] is True and items and all(c["type"] == "text" for c in items)
+    assert all((f["usage"]["image_count"], f["usage"]["size"]) == (0, "0*0") for f in frames)
+    fault(emulator, {"kind": "no_pictures"})
+    r = post(emulator, SYNC, multimodal("wan2.7-image", [png(400, 300)], size="1K"), AUTH)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["output"]["choices"][0]["message"]["content"] == [] and answer["usage"]["image_count"] == 0
+    assert emulator.backend.images_billed == 0

@@ -8,10 +8,8 @@ The ComfyUI process is sampled from /proc while it runs (threads: /proc/<pid>/ta
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import struct
 import threading
 import time
 import uuid
@@ -21,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from comfy_host import ComfyHost, execution_error
+import e2e_support
 from e2e_support import E2E_KEY
 
 MAX_CONCURRENT = 4
@@ -77,53 +76,9 @@ class Sampler:
         self._thread.join()
 
 
-class Messages:
-    """Every message ComfyUI sends to this client's websocket, with its arrival time."""
-
-    def __init__(self, host: ComfyHost) -> None:
-        self.url = host.url.replace("http://", "ws://") + f"/ws?clientId={host.client_id}"
-        self.seen: list[tuple[float, str, str | None]] = []   # (time, kind, node)
-        self._ready = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
-
-    async def _listen(self) -> None:
-        import aiohttp
-
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(self.url) as ws:
-                self._ready.set()
-                while not self._stop.is_set():
-                    try:
-                        msg = await ws.receive(timeout=0.2)
-                    except asyncio.TimeoutError:
-                        continue
-                    now = time.monotonic()
-                    if msg.type == aiohttp.WSMsgType.TEXT:
-                        data = json.loads(msg.data)
-                        body = data.get("data") or {}
-                        node = body.get("node") if data["type"] != "progress_state" else ",".join(
-                            sorted(n for n, s in (body.get("nodes") or {}).items() if s.get("state") == "running"))
-                        self.seen.append((now, data["type"], node))
-                    elif msg.type == aiohttp.WSMsgType.BINARY:
-                        (kind,) = struct.unpack(">I", msg.data[:4])
-                        if kind == 3:   # progress text: node id length, node id, text
-                            (length,) = struct.unpack(">I", msg.data[4:8])
-                            self.seen.append((now, "progress_text", msg.data[8:8 + length].decode()))
-                    elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                        return
-
-    def __enter__(self) -> "Messages":
-        self._thread.start()
-        assert self._ready.wait(10), "could not open ComfyUI's websocket"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
+class Messages(e2e_support.Messages):
     def most_in_one_second(self, kind: str, node: str) -> int:
-        times = [t for t, k, n in self.seen if k == kind and n == node]
+        times = [t for t, k, n, _ in self.seen if k == kind and n == node]
         most = 0
         start = 0
         for end, t in enumerate(times):
@@ -168,7 +123,7 @@ def test_a_list_of_200_prompts_runs_in_threads_and_files_bounded_by_max_concurre
     small, small_messages, small_s = run_list(comfy_small, emulator, 4)
     big, big_messages, big_s = run_list(comfy_small, emulator, 200)
 
-    kinds = Counter(k for _, k, n in big_messages.seen if n == "2")
+    kinds = Counter(k for _, k, n, _ in big_messages.seen if n == "2")
     per_second = {kind: big_messages.most_in_one_second(kind, "2") for kind in ("progress_text", "progress",
                                                                                  "progress_state")}
     report = (f"idle: {idle.threads} threads, {idle.files} files; 4 prompts: {small.threads} threads, "
