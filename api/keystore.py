@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from .config import REGION_LABELS, REGIONS
-from .money.filelock import lock, open_lock_file, unlock
+from .money.locks import process_lock
 from .secrets import ApiKey, register_secret
 
 FILE_NAME = "api_keys.json"
@@ -107,20 +107,13 @@ class PageKeys:
     def _update(self, scope: str, value: str | None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         # Two servers on one folder may save at once: read, change and write under one lock.
-        fd = open_lock_file(self.folder / (FILE_NAME + ".lock"))
-        try:
-            lock(fd)
-            try:
-                keys = self._load()
-                if value is None:
-                    keys.pop(scope, None)
-                else:
-                    keys[scope] = value
-                self._write(keys)
-            finally:
-                unlock(fd)
-        finally:
-            os.close(fd)
+        with process_lock(self.folder / (FILE_NAME + ".lock")):
+            keys = self._load()
+            if value is None:
+                keys.pop(scope, None)
+            else:
+                keys[scope] = value
+            self._write(keys)
 
     def _write(self, keys: dict[str, str]) -> None:
         body = json.dumps({"version": 1, "note": "API keys typed into ComfyUI's settings (Wan (DashScope)); "

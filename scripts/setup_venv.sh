@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Creates .venv with everything `make test` and `make demo` need in the test process: the pack's runtime
 # dependencies, the test tools (pytest; Playwright and ComfyUI's frontends for the browser tests, see
-# scripts/setup_browser.sh; the lowest HTTP stack the pack declares, see scripts/setup_floor.sh), plus what
-# ComfyUI 0.3.75 imports (this venv is that host's Python; the trees come from scripts/setup_host.sh).
+# scripts/setup_browser.sh; the lowest HTTP stack and file lock the pack declares, see
+# scripts/setup_floor.sh), plus what ComfyUI 0.3.75 imports (this venv is that host's Python; the trees come
+# from scripts/setup_host.sh).
 # Idempotent, and kept outside the clone by the hash of what decides it (scripts/setup_cache.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

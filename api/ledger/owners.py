@@ -1,7 +1,7 @@
 """Which of the processes sharing a state folder are still alive.
 
 Each process that reserves holds a lock on a mark file of its own (`ledger-owners/<pid>-<random>.lock`) for
-its whole life; a lock dies with its process (api/money/filelock.py), so a mark that nobody holds belongs to a
+its whole life; a lock dies with its process (api/money/locks.py), so a mark that nobody holds belongs to a
 process that ended, however it ended (killed, crashed, power cut). Whoever finds such a mark removes it.
 """
 
@@ -12,14 +12,20 @@ import threading
 import uuid
 from pathlib import Path
 
-from ..money import filelock
+from filelock import BaseFileLock
+
+from ..money.locks import try_lock
+
+
+# Every mark this process made, held until it ends: the reservations a mark vouches for may outlive the
+# Owners object that made it, and a lock object that is dropped lets its lock go.
+_marks: list[BaseFileLock] = []
 
 
 class Owners:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder) / "ledger-owners"
         self._mine: str | None = None
-        self._fd: int | None = None   # held open (and locked) for the life of the process
         self._lock = threading.Lock()
 
     def me(self) -> str:
@@ -33,13 +39,14 @@ class Owners:
                     # Windows cannot rename an open file; a mark found unlocked in the instant before the lock
                     # is only a new, empty one.
                     tmp = self.folder / f"{token}.lock"
-                fd = filelock.open_lock_file(tmp)
-                if not filelock.try_lock(fd):
+                mark = try_lock(tmp)
+                if mark is None:
                     raise RuntimeError(f"cannot lock {tmp}")
                 if os.name != "nt":
                     # Locked before it gets its name, so nobody can find it unlocked and call us dead.
                     os.replace(tmp, self.folder / f"{token}.lock")
-                self._mine, self._fd = token, fd
+                _marks.append(mark)
+                self._mine = token
                 # The marks of processes that ended with nothing in flight: nobody else would remove them.
                 for other in self.folder.glob("*.lock"):
                     if other.stem != token:
@@ -50,18 +57,15 @@ class Owners:
         if owner == self._mine:
             return True
         path = self.folder / f"{owner}.lock"
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
+        if not path.exists():
             return False
-        try:
-            if filelock.try_lock(fd):   # nobody holds it: its process is gone
-                try:
-                    path.unlink()
-                except OSError:
-                    pass
-                filelock.unlock(fd)
-                return False
+        probe = try_lock(path)   # (made again if someone removed it meanwhile: it is removed below)
+        if probe is None:
             return True
-        finally:
-            os.close(fd)
+        # Nobody holds it: its process is gone.
+        try:
+            path.unlink()
+        except OSError:
+            pass   # (Windows: filelock removes it on release)
+        probe.release()
+        return False

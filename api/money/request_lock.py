@@ -7,9 +7,10 @@ fingerprint, a file in the state folder (`locks/<key>.lock`, an exclusive adviso
 process), held from the cache and journal check until the task id or the paid answer is written down;
 whoever gets it next finds that record and follows it instead of creating.
 
-A lock file is removed by its holder on release (while still locked). Whoever opened it meanwhile notices
-that the path now names another file (or none) once it gets the lock, and starts again: so files do not pile
-up, one per request ever made, and nobody holds a lock on a file that no longer guards anything.
+A lock file is removed by its holder on release (while still locked), so files do not pile up, one per
+request ever made. Whoever opened it meanwhile and gets its lock next holds a file that no longer guards
+anything: filelock (3.30.0 on) sees the removed file and does not count that as taken, and the next try
+opens the path afresh.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import filelock
+from .locks import try_lock
 from ..errors import Interrupted
 
 POLL_S = 0.05
@@ -48,8 +49,8 @@ class RequestLocks:
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             if os.name == "nt":
-                # Windows cannot remove a lock file while it is open, so releases leave them behind: remove
-                # those nobody has open (Windows refuses the others). Never on POSIX, where removing a file
+                # Windows cannot remove a lock file while someone has it open, so a release may leave one behind:
+                # remove those nobody has open (Windows refuses the others). Never on POSIX, where removing a file
                 # another process holds would let a third one lock a new file at the same path.
                 for stale in self.folder.glob("*.lock"):
                     try:
@@ -86,25 +87,15 @@ class RequestLocks:
                 return None
             return Held(lock.release)
         path = self.folder / f"{key}.lock"
-        fd = filelock.open_lock_file(path)
-        if not filelock.try_lock(fd):
-            os.close(fd)
+        lock = try_lock(path)
+        if lock is None:
             return None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except OSError:
-            same = False
-        if not same:   # released and removed between our open and our lock: that file guards nothing now
-            filelock.unlock(fd)
-            os.close(fd)
-            return self._try(key)
 
         def release() -> None:
             try:
                 os.unlink(path)   # still locked: whoever opened it will see it gone and start again
             except OSError:
-                pass              # (Windows cannot remove an open file; it is then reused)
-            filelock.unlock(fd)
-            os.close(fd)
+                pass              # (Windows cannot remove an open file; filelock removes it on release)
+            lock.release()
 
         return Held(release)

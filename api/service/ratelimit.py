@@ -6,9 +6,10 @@ one ComfyUI folder and one key, so a per-process limit is not enough: with a sta
 holds the journal) the limits live in lock files there and hold across processes:
 
 * generation slots: WAN_MAX_CONCURRENT lock files per account; a generation holds one (an exclusive file
-  lock) from before its request is sent until its result is in. A killed process's locks vanish with it.
+  lock, api/money/locks.py) from before its request is sent until its result is in. A killed process's locks
+  vanish with it.
 * task queries: one token bucket per account whose state (tokens, time) sits in a file, read and written
-  under its lock, so all processes draw from the same bucket.
+  under the lock of a file beside it, so all processes draw from the same bucket.
 
 Without a folder (a script with no Store) both are per process, as before.
 """
@@ -21,7 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-from ..money import filelock
+from filelock import BaseFileLock
+
+from ..money.locks import process_lock, try_lock
 from .waiting import pause, until
 
 ENV_TASK_QPS = "WAN_TASK_QUERY_QPS"
@@ -62,16 +65,20 @@ class SharedTokenBucket(TokenBucket):
 
     Wall-clock time (not monotonic, which differs per process); a clock step backwards adds nothing."""
 
+    # The lock is held for a read and a write: a process that finds it taken looks again this soon.
+    LOCK_POLL_S = 0.001
+
     def __init__(self, path: Path, rate: float, burst: float | None = None) -> None:
         super().__init__(rate, burst)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd = filelock.open_lock_file(path)
+        # The state has a file of its own: filelock may empty a lock file when it takes it.
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._file_lock = process_lock(path.with_name(path.name + ".lock"))
 
     def _reserve(self) -> float:
-        with self._lock:  # one descriptor per bucket: threads of this process take turns on it
-            filelock.lock(self._fd)
-            try:
+        with self._lock:  # threads of this process take turns here, then on the file lock with other processes
+            with self._file_lock.acquire(poll_interval=self.LOCK_POLL_S):
                 now = time.time()
                 os.lseek(self._fd, 0, os.SEEK_SET)   # (not os.pread/pwrite: Windows has neither)
                 raw = os.read(self._fd, 64).decode("ascii", "replace").strip("\0 \n").split()
@@ -83,8 +90,6 @@ class SharedTokenBucket(TokenBucket):
                 state = f"{tokens:.6f} {now:.6f}".encode().ljust(64)
                 os.lseek(self._fd, 0, os.SEEK_SET)
                 os.write(self._fd, state)
-            finally:
-                filelock.unlock(self._fd)
         return 0.0 if tokens >= 0 else -tokens / self.rate
 
 
@@ -137,19 +142,22 @@ class SharedSlots:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.count = count
-        self._fds = [filelock.open_lock_file(folder / f"slot-{i}.lock") for i in range(count)]
-        self._held = [False] * count       # a descriptor already locked by a thread of this process
+        self._paths = [folder / f"slot-{i}.lock" for i in range(count)]
+        self._held: list[BaseFileLock | None] = [None] * count   # the slots a thread of this process holds
         self._lock = threading.Lock()
         self._mine = threading.local()
 
     def _try(self) -> bool:
         for i in range(self.count):
             with self._lock:
-                if self._held[i]:
+                if self._held[i] is not None:
                     continue
-                if not filelock.try_lock(self._fds[i]):
+                # A lock object per try: one shared by the threads would count a second thread's take as a
+                # re-entry of the first one's hold instead of refusing it.
+                lock = try_lock(self._paths[i])
+                if lock is None:
                     continue
-                self._held[i] = True
+                self._held[i] = lock
             self._stack().append(i)
             return True
         return False
@@ -175,15 +183,15 @@ class SharedSlots:
             if stack:
                 i = stack.pop()
             else:  # released by another thread than the one that took it
-                i = next((j for j, held in enumerate(self._held) if held), None)
+                i = next((j for j, held in enumerate(self._held) if held is not None), None)
                 if i is None:
                     raise ValueError("released more slots than were taken")
-            filelock.unlock(self._fds[i])
-            self._held[i] = False
+            lock, self._held[i] = self._held[i], None
+            lock.release()
 
     def held_here(self) -> int:
         with self._lock:
-            return sum(self._held)
+            return sum(held is not None for held in self._held)
 
 
 _slots: dict[tuple, "SharedSlots | threading.BoundedSemaphore"] = {}

@@ -142,7 +142,13 @@ def test_a_stream_stopped_after_pictures_arrived_keeps_them(emulator, tmp_path):
         make_client(emulator, store=Store(tmp_path)).generate(req, transport="stream", cancel=cancel,
                                                               on_progress=on_progress)
     kept = info.value.partial
-    assert arrived and kept is not None and 1 <= len(kept.images) < 4
+    # Exactly the pictures whose frames had arrived when the reader stopped, as the service made them.
+    stream = next(e for e in emulator.backend.log if e["kind"] == "stream")
+    made = sorted((r for r in emulator.backend.results.values() if r.request_id == stream["request_id"]),
+                  key=lambda r: r.index)
+    assert arrived and len(kept.urls) == arrived[-1] < 4, (arrived, kept.urls)
+    assert [u.split("/results/")[1].split(".png")[0] for u in kept.urls] == [r.token for r in made[:arrived[-1]]]
+    assert len(kept.images) == len(kept.urls)
     before = len(emulator.backend.log)
     again = make_client(emulator, store=Store(tmp_path)).generate(req, transport="stream")
     assert len(emulator.backend.log) == before, "the next identical run sent a request"
@@ -208,7 +214,7 @@ def test_cancel_stops_a_stream_waiting_between_frames(emulator, floor):
     from apitest import ROOT
 
     emulator.backend.configure(queue_time=0.0, service_time=0.5)
-    emulator.backend.add_fault({"kind": "stream_stall", "delay": 8.0})
+    emulator.backend.add_fault({"kind": "stream_stall", "delay": 30.0})
     script = (
         "import json, sys, threading, time\n"
         "from api import WanClient, build_request, errors\n"
@@ -218,21 +224,21 @@ def test_cancel_stops_a_stream_waiting_between_frames(emulator, floor):
         "cancel = threading.Event()\n"
         "def on(p):\n"
         "    if p.kind in ('text', 'image') and not cancel.is_set():\n"
-        "        threading.Timer(1.5, cancel.set).start()   # well inside the 8 s silence\n"
-        "started = time.monotonic()\n"
+        "        threading.Timer(1.5, cancel.set).start()   # well inside the 30 s silence\n"
         "try:\n"
         "    c.generate(req, transport='stream', cancel=cancel, on_progress=on)\n"
         "    out = 'finished'\n"
         "except errors.Interrupted:\n"
         "    out = 'interrupted'\n"
-        "print(json.dumps([out, time.monotonic() - started]))\n")
+        "print(json.dumps(out))\n")
     path = [str(ROOT / ".venv" / "floor"), str(ROOT)] if floor else [str(ROOT)]
     proc = subprocess.run([sys.executable, "-c", script, emulator.base_url, TEST_KEY], capture_output=True,
                           text=True, timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(path)})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    outcome, took = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert outcome == "interrupted"
-    assert took < 6.0, f"the stream went on for {took:.1f} s after Cancel (the silence lasts 8 s)"
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == "interrupted"
+    # It returned inside the silence: a reader that waited it out would have had all four pictures first.
+    stream = next(e for e in emulator.backend.log if e["kind"] == "stream")
+    assert stream["images_announced"] < 4, "the reader waited out the silence after Cancel"
 
 
 def test_a_billable_request_after_a_quiet_spell_does_not_ride_an_old_connection(emulator, monkeypatch):

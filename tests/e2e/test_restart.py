@@ -12,6 +12,7 @@ import requests
 from PIL import Image
 
 from comfy_host import execution_error
+from e2e_support import info_of
 
 
 def t2i_graph(seed: int, tag: str) -> dict:
@@ -20,7 +21,8 @@ def t2i_graph(seed: int, tag: str) -> dict:
     return {"1": {"class_type": "WanTextToImage",
                   "inputs": {"model": "wan2.7-image", "prompt": f"a lighthouse ({tag})", "n": 2, "size": "1K",
                              "seed": seed}},
-            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"restart{seed}"}}}
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"restart{seed}"}},
+            "3": {"class_type": "PreviewAny", "inputs": {"source": ["1", 2]}}}
 
 
 def test_restart_mid_task_fetches_the_same_task(emulator, comfy_to_restart):
@@ -55,10 +57,10 @@ def test_an_unchanged_graph_after_a_restart_sends_nothing(emulator, comfy_to_res
     assert execution_error(comfy.run(t2i_graph(seed, tag))) is None
     requests_before = len(emulator.backend.log)
     comfy.restart()
-    started = time.monotonic()
     entry = comfy.run(t2i_graph(seed, tag))
-    elapsed = time.monotonic() - started
     assert execution_error(entry) is None, execution_error(entry)
     assert len(entry["outputs"]["2"]["images"]) == 2
     assert len(emulator.backend.log) == requests_before, "the service was asked again"
-    assert elapsed < 5
+    # Answered from the result cache the restarted server found on disk: nothing billed by this run.
+    info = info_of(entry, "3")
+    assert info["cached"] is True and info["images_billed_this_run"] == 0, info
