@@ -15,6 +15,7 @@ from comfy_api.latest import io
 
 from . import runner, usage
 from ..api import AT_MOST, EDIT, INTERLEAVE, PER_INPUT_PICTURE, SEQUENTIAL, TEXT_TO_IMAGE, Params, get_model
+from ..api.errors import NoPictureError
 from .boxes import WanBBox
 from .declared import Declared, Values, WanNode, queue_check_reads
 from .palette import WanColorPalette
@@ -87,7 +88,19 @@ class WanImageEdit(WanNode):
         # The daily limit over the whole fan-out, before any request is sent (api/ledger.py).
         await runner.in_thread(usage.check_fan_out, v.region, [req for req, _, _ in jobs])
         outs = await asyncio.gather(*[send(cls, req, region=v.region, transport=v.transport, inputs=inputs,
-                                           labels=labels) for req, inputs, labels in jobs])
+                                           labels=labels) for req, inputs, labels in jobs], return_exceptions=True)
+        failed = [(i, out) for i, out in enumerate(outs) if isinstance(out, BaseException)]
+        if failed:
+            i, exc = failed[0]
+            if len(outs) > 1 and isinstance(exc, NoPictureError):
+                # Say that the error is this frame's only: the other frames' pictures came back, were paid
+                # for and are in the result cache, so queuing again serves them without paying again.
+                kept = len(outs) - len(failed)
+                raise NoPictureError(f"picture {i + 1} of {len(outs)} of `image` (per_image): {exc.detail}. The "
+                                     f"other {kept} request(s) brought their pictures, which are kept in the result "
+                                     "cache: queued again they are served without paying again",
+                                     request_id=exc.request_id, task_id=exc.task_id) from None
+            raise exc
         return outs[0] if len(outs) == 1 else await runner.in_thread(merge_outputs, outs)
 
 

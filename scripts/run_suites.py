@@ -62,6 +62,7 @@ SUITES = {
 # from the one queue in this order, so the long ones start at once and the short ones fill the gaps.
 ORDER = ["browser", "api", "e2e", "soak", "smoke", "comfy"]   # 7:21, 6:58, 5:51, 2:34, 0:44, 0:44
 LANES = 2
+assert set(ORDER) == set(SUITES), "every suite has its place in ORDER (a suite missing there would never run)"
 
 
 def run(suite: Suite, rows: dict, lock: threading.Lock) -> None:

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from .render import render_result, thumbnail_of
-from .rules import Job, ServiceError
+from .rules import SERVICE_MODELS, Job, ServiceError
 
 FAULT_KINDS = {
     "http",                # answer an error status/code (429 with retry_after, 500, 503, 400 DataInspectionFailed...)
@@ -209,6 +209,9 @@ class Backend:
                     continue
                 if kinds is not None and fault.kind not in kinds:
                     continue
+                rules = SERVICE_MODELS.get(model or "")
+                if fault.kind == "no_pictures" and rules is not None and rules.api != "multimodal":
+                    continue   # wan2.6/2.7 only: left for the next request it applies to, not used up here
                 if fault.for_seconds > 0:
                     now = self.now()
                     fault.started = fault.started if fault.started is not None else now

@@ -155,26 +155,28 @@ class Journal:
 
     def paid(self, rec: Answer, result: WanResult, billing: Billing) -> None:
         """The answer says what was made: keep it, with where the pictures are and when they expire."""
-        rec.state, rec.billing = PAID, billing
+        rec.billing = billing
         rec.request_id = result.request_id or rec.request_id
         rec.task_id = result.task_id or rec.task_id
         rec.answer = answer_of(result)
+        # An answer that made no picture and billed none (every picture filtered, interleave in text alone)
+        # has nothing to fetch or serve again: it ends here, so the recent-results list does not offer it
+        # and an identical run later is simply sent (nothing was paid, no URL expired).
+        nothing = not rec.urls and billing.final and billing.verdict == "no"
+        rec.state = ENDED if nothing else PAID
         rec.expires = _expiry(result) or rec.created + TASK_LIFETIME_S
         result.answer_id = rec.id
         self.open(rec)
 
     def fetched(self, rec_id: str) -> None:
-        self._set_state(rec_id, FETCHED)
+        self.db.write(lambda db: db.execute("UPDATE answers SET state=?, updated=? WHERE id=? AND state IN (?, ?)",
+                                            (FETCHED, time.time(), rec_id, PAID, FETCHED)))
 
     def ended(self, rec_id: str, billing: Billing) -> None:
         """Nothing more will come of this record; `billing` says what it cost."""
         self.db.write(lambda db: db.execute(
             "UPDATE answers SET state=?, pictures=?, unsure=?, why=?, updated=? WHERE id=? AND state=?",
             (ENDED, billing.pictures, int(billing.unsure), billing.why, time.time(), rec_id, CREATED)))
-
-    def _set_state(self, rec_id: str, state: str) -> None:
-        self.db.write(lambda db: db.execute("UPDATE answers SET state=?, updated=? WHERE id=?",
-                                            (state, time.time(), rec_id)))
 
     # ---- reading -------------------------------------------------------------------------------------------
 

@@ -258,3 +258,19 @@ def test_fault_no_pictures_answers_interleave_in_text_alone_and_other_modes_empt
     answer = r.json()
     assert answer["output"]["choices"][0]["message"]["content"] == [] and answer["usage"]["image_count"] == 0
     assert emulator.backend.images_billed == 0
+
+
+def test_fault_no_pictures_is_left_for_wan26_and_wan27_by_a_wan25_request(emulator):
+    """wan2.5's answers have their own no-picture shape (results_all_failed): a `no_pictures` fault set without
+    a model is not used up by a wan2.5 request, which still returns its picture."""
+    import numpy as np
+
+    from api import MODELS, build_request, encode_image
+    from apitest import make_client
+
+    emulator.backend.add_fault({"kind": "no_pictures", "times": 1})
+    spec = MODELS["wan2.5-i2i-preview"]
+    req = build_request("wan2.5-i2i-preview", "x", [encode_image(np.full((512, 512, 3), 0.5, np.float32), spec.image)],
+                        n=1)
+    assert len(make_client(emulator).generate(req).images) == 1
+    assert [f["kind"] for f in emulator.backend.stats()["faults_left"]] == ["no_pictures"]

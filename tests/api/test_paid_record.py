@@ -217,3 +217,19 @@ def test_a_task_stopped_while_running_that_then_fails_is_no_longer_counted(emula
         assert time.monotonic() < deadline, "the failed task is still counted as maybe billed"
         time.sleep(0.1)
     assert [(r.state, r.billing.verdict) for r in Store(tmp_path).journal.entries()] == [("ended", "no")]
+
+
+def test_an_answer_with_no_picture_and_nothing_billed_is_not_offered_or_served_again(emulator, tmp_path, caplog):
+    """Nothing made, nothing billed: nothing to fetch. The recent-results list leaves it out, and the same
+    request sent again is simply sent (no "the URLs expired" warning: nothing was paid and no URL expired)."""
+    emulator.backend.add_fault({"kind": "no_pictures", "times": 1})
+    client = make_client(emulator, store=Store(tmp_path))
+    first = client.generate(t2i(21), transport="sync")
+    assert first.images == [] and first.billing.verdict == "no"
+    assert listing(client) == [], "a request that brought nothing was offered as a paid one"
+    caplog.set_level("INFO")
+    again = client.generate(t2i(21), transport="sync")
+    assert len(again.images) == 2 and creations(emulator) == 2
+    assert "expired" not in caplog.text
+    assert [(e.state, e.billing.verdict) for e in Store(tmp_path).journal.entries()] == [("ended", "no"),
+                                                                                         ("fetched", "yes")]

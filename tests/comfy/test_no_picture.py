@@ -53,3 +53,23 @@ def test_a_run_with_pictures_says_how_many_and_carries_no_marker(emulator):
                                                             max_images=2)).args
     info = json.loads(info)
     assert images.shape[0] == 2 and info["images"] == 2 and "empty_picture_marker" not in info
+
+
+def test_one_frame_of_a_per_image_fan_out_with_no_picture_names_itself_and_the_others_are_kept(emulator):
+    """The other frames were billed and came back: the error says it is one frame's, and queuing again serves
+    the others from the result cache without a new creation."""
+    emulator.backend.configure(queue_time=0.05, service_time=0.2)
+    emulator.backend.add_fault({"kind": "no_pictures", "times": 1})
+    batch = torch.rand((3, 128, 160, 3))
+    edit = dict(model="wan2.7-image", prompt="snow", n=1, size="1K", seed=11, per_image=True, image=batch,
+                transport="sync")
+    with pytest.raises(api.NoPictureError) as raised:
+        asyncio.run(wan.WanImageEdit.execute(**edit))
+    message = str(raised.value)
+    assert "of 3 of `image` (per_image)" in message and "other 2 request(s)" in message, message
+    assert emulator.backend.images_billed == 2
+    creations = len([e for e in emulator.backend.log if e.get("billable")])
+    images, _, _ = asyncio.run(wan.WanImageEdit.execute(**edit)).args
+    assert images.shape[0] == 3
+    assert len([e for e in emulator.backend.log if e.get("billable")]) == creations + 1, \
+        "only the frame that brought nothing may be sent again"
