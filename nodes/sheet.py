@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..api import SheetCell, column_label, render_sheet, sheet_caption, to_uint8_rgb
+from ..api import to_uint8_rgb
 from .tensors import image_batches
 from .wan_nodes import CATEGORY
 
@@ -58,6 +58,9 @@ class WanComparisonSheet(io.ComfyNode):
     @classmethod
     def execute(cls, prompt: list[str], cell_size: list[int] | None = None,
                 title: list[str] | None = None, **columns: list[Any]) -> io.NodeOutput:
+        # Here, not at the top: ComfyUI's start-up does not need the sheet's drawing (api/__init__.py).
+        from ..api import SheetCell, column_label, render_sheet, sheet_caption
+
         prompts = [str(p) for p in prompt if p is not None]
         used = [(name, info) for name, info in zip(_names("image"), _names("info")) if columns.get(name)]
         labels, grid_columns = [], []
