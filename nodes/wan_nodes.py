@@ -345,9 +345,9 @@ class WanImageEdit(io.ComfyNode):
         else:
             runs = [[(name, images.get(name)) for name in names]]
         # Validate and encode every request before any is sent: one bad picture must not leave the others
-        # half-paid.
-        jobs = await runner.in_thread(
-            lambda: [prepare(model, prompt, named, input_format, EDIT, params) for named in runs])
+        # half-paid. A per-image batch's requests are encoded side by side (the shared worker threads).
+        jobs = await asyncio.gather(*[runner.in_thread(prepare, model, prompt, named, input_format, EDIT, params)
+                                      for named in runs])
         # The daily limit over the whole fan-out, before any request is sent (api/ledger.py).
         await runner.in_thread(usage.check_fan_out, region, [req for req, _, _ in jobs])
         outs = await asyncio.gather(*[send(cls, req, region=region, transport=transport, inputs=inputs,

@@ -8,11 +8,7 @@ The ComfyUI process is sampled from /proc while it runs (threads: /proc/<pid>/ta
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import struct
-import threading
 import time
 import uuid
 from collections import Counter
@@ -21,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from comfy_host import ComfyHost, execution_error
+from comfy_watch import Messages, Sampler
 from e2e_support import E2E_KEY
 
 MAX_CONCURRENT = 4
@@ -45,92 +42,6 @@ def comfy_small(emulator):
     host.start()
     yield host
     host.cleanup()
-
-
-class Sampler:
-    """Peaks of the server's threads and open files, read from /proc every few milliseconds."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.threads = self.files = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _count(self, what: str) -> int:
-        try:
-            return len(os.listdir(f"/proc/{self.pid}/{what}"))
-        except OSError:
-            return 0
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.threads = max(self.threads, self._count("task"))
-            self.files = max(self.files, self._count("fd"))
-            time.sleep(0.005)
-
-    def __enter__(self) -> "Sampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class Messages:
-    """Every message ComfyUI sends to this client's websocket, with its arrival time."""
-
-    def __init__(self, host: ComfyHost) -> None:
-        self.url = host.url.replace("http://", "ws://") + f"/ws?clientId={host.client_id}"
-        self.seen: list[tuple[float, str, str | None]] = []   # (time, kind, node)
-        self._ready = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
-
-    async def _listen(self) -> None:
-        import aiohttp
-
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(self.url) as ws:
-                self._ready.set()
-                while not self._stop.is_set():
-                    try:
-                        msg = await ws.receive(timeout=0.2)
-                    except asyncio.TimeoutError:
-                        continue
-                    now = time.monotonic()
-                    if msg.type == aiohttp.WSMsgType.TEXT:
-                        data = json.loads(msg.data)
-                        body = data.get("data") or {}
-                        node = body.get("node") if data["type"] != "progress_state" else ",".join(
-                            sorted(n for n, s in (body.get("nodes") or {}).items() if s.get("state") == "running"))
-                        self.seen.append((now, data["type"], node))
-                    elif msg.type == aiohttp.WSMsgType.BINARY:
-                        (kind,) = struct.unpack(">I", msg.data[:4])
-                        if kind == 3:   # progress text: node id length, node id, text
-                            (length,) = struct.unpack(">I", msg.data[4:8])
-                            self.seen.append((now, "progress_text", msg.data[8:8 + length].decode()))
-                    elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                        return
-
-    def __enter__(self) -> "Messages":
-        self._thread.start()
-        assert self._ready.wait(10), "could not open ComfyUI's websocket"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def most_in_one_second(self, kind: str, node: str) -> int:
-        times = [t for t, k, n in self.seen if k == kind and n == node]
-        most = 0
-        start = 0
-        for end, t in enumerate(times):
-            while t - times[start] >= 1.0:
-                start += 1
-            most = max(most, end - start + 1)
-        return most
 
 
 def prompt_list_graph(count: int, tag: str) -> dict:
