@@ -326,7 +326,7 @@ def bench_comfy(quick: bool) -> None:
             overheads: dict[str, list[float]] = {}
             for label, (kind, make) in variants.items():
                 # Near their targets: three runs; ComfyUI's own node and the short task: one.
-                reps = 3 if last and kind in ("sync", "stream", "async") else 1
+                reps = 3 if last and label.startswith("ours") and kind in ("sync", "stream", "async") else 1
                 overheads[label] = []
                 for _ in range(reps):
                     base = fixed()
@@ -539,11 +539,13 @@ def bench_big_fan_out() -> None:
     row("fan-out", "the same: peak open files, less a 4-prompt list's",
         f"{big.files - small.files:+d} ({big.files} vs {small.files})", check(big.files - small.files <= more,
                                                                               f"<= +{more}"))
-    worst = max(big_rate[k] - small_rate[k] for k in kinds)
-    row("fan-out", "the same: the node's progress messages, most in one second, less a 4-prompt list's",
-        f"{worst:+d} (text/bar/state: {'/'.join(str(big_rate[k]) for k in kinds)} vs "
+    # A node draws at most once every 0.5 s (nodes/runner.py PROGRESS_S), however many requests it has; a
+    # window of one second can hold 3 of them. The 4 prompts' line changes less often (its counts stay put).
+    most = max(big_rate.values())
+    row("fan-out", "the same: the node's progress messages, most in one second, against a 4-prompt list's",
+        f"{most} ({'/'.join(str(big_rate[k]) for k in kinds)} text/bar/state vs "
         f"{'/'.join(str(small_rate[k]) for k in kinds)}; {big_s:.0f} s vs {small_s:.0f} s)",
-        check(worst <= 1, "<= +1 a second"))
+        check(most <= 3, "<= 3 a second, whatever the list's length"))
 
 
 # ---- memory ------------------------------------------------------------------------------------------------
