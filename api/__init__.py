@@ -36,21 +36,25 @@ from .secrets import ApiKey, get_logger
 from .service.calls import PollSchedule
 from .service.ratelimit import max_concurrent
 from .service.transport import RetryPolicy, Timeouts
-from .sheet import Cell as SheetCell, caption as sheet_caption, column_label, render_sheet
 from .workers import Workers
 
-# The ledger's names, imported on first use: ComfyUI's start-up needs none of them; the store comes with a
-# node's first run, the report (and Pillow, for its chart) only with WanUsage.
-_LEDGER_NAMES = {"ENV_DAILY_BUDGET": ("ledger", "ENV_DAILY_BUDGET"), "ENV_DAILY_LIMIT": ("ledger", "ENV_DAILY_LIMIT"),
-                 "DailyLimitError": ("ledger", "DailyLimitError"), "open_ledger": ("ledger", "open_ledger"),
-                 "usage_summary": ("ledger.report", "summary"), "report_text": ("ledger.report", "report_text"),
-                 "usage_chart": ("ledger.report", "chart")}
+# The ledger's and the comparison sheet's names, imported on first use: ComfyUI's start-up needs none of them;
+# the store comes with a node's first run, the report (and Pillow, for its chart) only with WanUsage, the sheet
+# (its drawing and fonts) only with WanComparisonSheet.
+_LAZY_NAMES = {
+    "ENV_DAILY_BUDGET": ("ledger", "ENV_DAILY_BUDGET"), "ENV_DAILY_LIMIT": ("ledger", "ENV_DAILY_LIMIT"),
+    "DailyLimitError": ("ledger", "DailyLimitError"), "open_ledger": ("ledger", "open_ledger"),
+    "usage_summary": ("ledger.report", "summary"), "report_text": ("ledger.report", "report_text"),
+    "usage_chart": ("ledger.report", "chart"),
+    "SheetCell": ("sheet", "Cell"), "sheet_caption": ("sheet", "caption"), "column_label": ("sheet", "column_label"),
+    "render_sheet": ("sheet", "render_sheet"),
+}
 
 
 def __getattr__(name: str):
-    if name in _LEDGER_NAMES:
+    if name in _LAZY_NAMES:
         import importlib
 
-        module, attr = _LEDGER_NAMES[name]
+        module, attr = _LAZY_NAMES[name]
         return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
     raise AttributeError(f"module 'api' has no attribute {name!r}")

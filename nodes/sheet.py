@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..api import SheetCell, WanInputError, column_label, render_sheet, sheet_caption, to_uint8_rgb
+from ..api import WanInputError, to_uint8_rgb
 from .declared import Declared, WanNode
 from .tensors import image_batches
 from .widgets import node_schema
@@ -71,6 +71,9 @@ class WanComparisonSheet(WanNode):
 
     @classmethod
     def execute(cls, **given: list[Any]) -> io.NodeOutput:
+        # Here, not at the top: ComfyUI's start-up does not need the sheet's drawing (api/__init__.py).
+        from ..api import SheetCell, column_label, render_sheet, sheet_caption
+
         v = cls.declared.values(given, as_lists=True)
         prompts = [str(p) for p in v.prompt if p is not None]
         used = [(name, info) for name, info in zip(_names("image"), _names("info")) if v[name]]

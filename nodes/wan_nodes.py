@@ -82,9 +82,9 @@ class WanImageEdit(WanNode):
         else:
             runs = [[(name, v[name]) for name in names]]
         # Validate and encode every request before any is sent: one bad picture must not leave the others
-        # half-paid.
-        jobs = await runner.in_thread(
-            lambda: [prepare(v.model, v.prompt, named, v.input_format, EDIT, params) for named in runs])
+        # half-paid. A per-image batch's requests are encoded side by side (the shared worker threads).
+        jobs = await asyncio.gather(*[runner.in_thread(prepare, v.model, v.prompt, named, v.input_format, EDIT, params)
+                                      for named in runs])
         # The daily limit over the whole fan-out, before any request is sent (api/ledger.py).
         await runner.in_thread(usage.check_fan_out, v.region, [req for req, _, _ in jobs])
         outs = await asyncio.gather(*[send(cls, req, region=v.region, transport=v.transport, inputs=inputs,

@@ -212,7 +212,7 @@ class Resumable:
         recent result) never cancels it: someone else may be waiting for it."""
         try:
             data = self.calls.wait_task(rec.task_id, cancel, emit, cancel_pending_on_interrupt=own,
-                                        created_at=rec.created)
+                                        created_at=rec.created, model=rec.model)
             result = answers.task_result(_Asked(rec), data, rec.task_id, ASYNC, self.calls.endpoint)
         except BaseException as exc:
             billing = billing_of(exc)

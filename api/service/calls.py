@@ -16,7 +16,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from datetime import datetime
+from typing import Any, Callable, Sequence
 
 import requests
 import urllib3
@@ -52,9 +53,13 @@ NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.
 
 @dataclass(frozen=True)
 class PollSchedule:
-    """How often a task is queried: notice a finished task within ~0.5 s early on, then back off.
+    """How often a task is queried: notice a finished task within ~0.5 s early on, then back off; and
+    densely (every `dense` s) around the time the model's tasks usually take, where it most likely ends.
 
-    The per-account limiter (ratelimit.py) caps the total across all nodes; this is per task.
+    What "usually" means comes from the service itself: each finished task's answer says when it was
+    submitted and when it ended (`submit_time`, `end_time`, seed 001 "查询任务结果"); the last few of each
+    model are kept (TaskDurations). The per-account limiter (ratelimit.py) caps the total across all nodes
+    ("Task queries are limited to about 20 per second per account", wan-api-reference.md); this is per task.
     """
 
     fast: float = 0.5
@@ -62,13 +67,69 @@ class PollSchedule:
     medium: float = 1.0
     medium_until: float = 120.0
     slow: float = 2.0
+    dense: float = 0.25
+    dense_before: float = 0.1     # the dense window: from this share of a usual duration before it (at least 1 s)
+    dense_after: float = 0.2      # to this share after it (at least 2 s)
 
-    def interval(self, elapsed: float) -> float:
+    def base(self, elapsed: float) -> float:
         if elapsed < self.fast_until:
             return self.fast
         if elapsed < self.medium_until:
             return self.medium
         return self.slow
+
+    def window(self, usual: float) -> tuple[float, float]:
+        return usual - max(1.0, self.dense_before * usual), usual + max(2.0, self.dense_after * usual)
+
+    def interval(self, elapsed: float, age: float | None = None, usual: Sequence[float] = ()) -> float:
+        """The pause before the next query. `elapsed`: since the run started; `age`: since the task was
+        created; `usual`: what the model's recent tasks took (seconds from submission to end)."""
+        pause = self.base(elapsed)
+        if age is None:
+            return pause
+        for duration in usual:
+            start, end = self.window(duration)
+            if start <= age <= end:
+                return min(pause, self.dense)
+            if age < start:   # never sleep past the start of a window
+                pause = min(pause, max(self.dense, start - age))
+        return pause
+
+
+class TaskDurations:
+    """The last few durations (submission to end, as the service reports them) of each model's tasks."""
+
+    KEEP = 4
+
+    def __init__(self) -> None:
+        self._seen: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, model: str | None, answer: dict[str, Any]) -> None:
+        output = answer.get("output") or {}
+        try:
+            took = (_service_time(output["end_time"]) - _service_time(output["submit_time"])).total_seconds()
+        except (KeyError, TypeError, ValueError):
+            return   # the answer does not say: nothing learned
+        if not model or not 0 < took < TASK_LIFETIME_S:
+            return
+        with self._lock:
+            seen = self._seen.setdefault(model, [])
+            seen.append(took)
+            del seen[:-self.KEEP]
+
+    def usual(self, model: str | None) -> tuple[float, ...]:
+        with self._lock:
+            return tuple(self._seen.get(model or "", ()))
+
+
+def _service_time(stamp: str) -> datetime:
+    # "2026-03-26 17:16:22.961": the format of the task answers' times (seed 001).
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f")
+
+
+# Every client of this process learns from every task (a model takes as long whoever asked).
+TASK_DURATIONS = TaskDurations()
 
 
 @dataclass(frozen=True)
@@ -258,7 +319,8 @@ class ServiceCalls:
             return False
 
     def wait_task(self, task_id: str, cancel: threading.Event | None, emit: Emitter,
-                  cancel_pending_on_interrupt: bool = True, created_at: float | None = None) -> dict[str, Any]:
+                  cancel_pending_on_interrupt: bool = True, created_at: float | None = None,
+                  model: str | None = None) -> dict[str, Any]:
         """Poll until the task ends. SUCCEEDED -> the task's JSON; otherwise a WanError carrying its billing.
 
         Interrupted while PENDING: the task is canceled at the service (nothing is billed). Interrupted
@@ -269,8 +331,11 @@ class ServiceCalls:
         or when the service has answered UNKNOWN without a break for `query_failure_budget` seconds, the
         same patience as for failing queries: either way the service could not tell us about the task for
         that long. Until then it is polled on, and what it may bill stays counted as unsure.
+
+        `model`: the task's model, whose usual duration tightens the poll schedule (PollSchedule).
         """
         waited_from = time.monotonic()
+        usual = TASK_DURATIONS.usual(model)
         status = PENDING
         failing_since: float | None = None
         unknown_since: float | None = None
@@ -295,6 +360,7 @@ class ServiceCalls:
                 failing_since = None
                 seen = answers.task_status(data)
                 if seen == SUCCEEDED:
+                    TASK_DURATIONS.record(model, data)
                     return data
                 if seen == FAILED:
                     raise answers.task_failure(data, task_id, self.endpoint)
@@ -326,7 +392,8 @@ class ServiceCalls:
                                             "finish and be billed", task_id=task_id, endpoint=self.endpoint)
                     error.billing = maybe(f"still {seen or status} after {self.max_wait:.0f} s", final=False)
                     raise error
-                pause(self.poll.interval(time.monotonic() - emit.started), cancel)
+                age = time.time() - created_at if created_at is not None else time.monotonic() - waited_from
+                pause(self.poll.interval(time.monotonic() - emit.started, age, usual), cancel)
             except Interrupted:
                 raise self._interrupt(task_id, status, cancel_pending_on_interrupt) from None
 

@@ -242,6 +242,32 @@ def test_interrupt_while_running_leaves_the_task(emulator):
     assert not [e for e in emulator.backend.log if e["kind"] == "cancel"]
 
 
+def test_the_poll_schedule_is_dense_around_the_time_the_service_reported_for_the_model(emulator, monkeypatch):
+    """A model's finished task tells how long it took (its answer's submit_time and end_time); its next task
+    is polled every `dense` seconds around that time, not every second."""
+    from api.client import PollSchedule
+    from api.service import calls
+
+    monkeypatch.setattr(calls, "TASK_DURATIONS", calls.TaskDurations())
+    sched = PollSchedule(fast=1.0, fast_until=100, dense=0.1)
+    assert sched.interval(5, 5.0, ()) == 1.0
+    assert sched.interval(5, 5.0, (5.5,)) == 0.1                  # inside the window around 5.5 s
+    assert sched.interval(5, 3.8, (5.5,)) == pytest.approx(0.7)   # wakes at its start (4.5 s), not after it
+    assert sched.interval(5, 9.0, (5.5,)) == 1.0                  # after it: the ordinary schedule
+
+    emulator.backend.configure(queue_time=0.2, service_time=2.8)
+    client = make_client(emulator, poll=sched)
+    counts = []
+    for seed in (1, 2):
+        before = len([e for e in emulator.backend.log if e["kind"] == "query"])
+        client.generate(small_edit(seed=seed), transport="async")
+        counts.append(len([e for e in emulator.backend.log if e["kind"] == "query"]) - before)
+    # What the emulator's answer said (its times, to the millisecond): queued 0.2 s + running 2.8 s.
+    assert calls.TASK_DURATIONS.usual("wan2.7-image") == (pytest.approx(3.0, abs=0.002),) * 2
+    first, second = counts
+    assert second > first + 3, counts   # the second task was queried densely from 2 s on
+
+
 def test_the_poll_schedule_notices_quickly_and_respects_the_account_limit(emulator):
     from api.client import PollSchedule
     from api.service.ratelimit import TokenBucket

@@ -9,8 +9,6 @@ The ComfyUI process is sampled from /proc while it runs (threads: /proc/<pid>/ta
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
 import uuid
 from collections import Counter
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from comfy_host import ComfyHost, execution_error
-import e2e_support
+from comfy_watch import Messages, Sampler
 from e2e_support import E2E_KEY
 
 MAX_CONCURRENT = 4
@@ -44,48 +42,6 @@ def comfy_small(emulator):
     host.start()
     yield host
     host.cleanup()
-
-
-class Sampler:
-    """Peaks of the server's threads and open files, read from /proc every few milliseconds."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.threads = self.files = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _count(self, what: str) -> int:
-        try:
-            return len(os.listdir(f"/proc/{self.pid}/{what}"))
-        except OSError:
-            return 0
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.threads = max(self.threads, self._count("task"))
-            self.files = max(self.files, self._count("fd"))
-            time.sleep(0.005)
-
-    def __enter__(self) -> "Sampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class Messages(e2e_support.Messages):
-    def most_in_one_second(self, kind: str, node: str) -> int:
-        times = [t for t, k, n, _ in self.seen if k == kind and n == node]
-        most = 0
-        start = 0
-        for end, t in enumerate(times):
-            while t - times[start] >= 1.0:
-                start += 1
-            most = max(most, end - start + 1)
-        return most
 
 
 def prompt_list_graph(count: int, tag: str) -> dict:
