@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 from pathlib import Path
+import sys
 import threading
 import time
 
@@ -226,8 +227,9 @@ class WorkThreads:
 
     def __init__(self, monkeypatch) -> None:
         self.seen: dict[str, list[int]] = {"encode": [], "http": [], "outputs": []}
-        self._wrap(monkeypatch, wan, "encode_images", "encode")
-        self._wrap(monkeypatch, wan, "to_image_tensor", "outputs")
+        send = sys.modules[wan.__name__.rpartition(".")[0] + ".send"]   # the nodes' shared execute path
+        self._wrap(monkeypatch, send, "encode_images", "encode")
+        self._wrap(monkeypatch, send, "to_image_tensor", "outputs")
         self._wrap(monkeypatch, requests.Session, "send", "http")
 
     def _wrap(self, monkeypatch, owner, name: str, kind: str) -> None:
