@@ -183,7 +183,9 @@ def caption(info: Any, row: int, pictures: Sequence[np.ndarray], fallback: str) 
     data = _info(info)
     first = f"{data.get('model') or fallback} · prompt {row + 1}"
     facts = []
-    if pictures:
+    if data.get("empty_picture_marker"):   # the node's stand-in when the answer was text alone
+        facts.append("no picture, text only")
+    elif pictures:
         h, w = pictures[0].shape[:2]
         # Plain "x" and "est.": Pillow's default font has no "×" or "≈".
         facts.append(f"{w}x{h}" + (f" ({len(pictures)} pictures)" if len(pictures) > 1 else ""))

@@ -56,6 +56,13 @@ def test_rows_are_prompts_columns_are_models_and_every_cell_is_in_place():
     assert cells[0][0].caption == ["wan2.7-image-pro · prompt 1", "300x200 · 1.0 s · est. 0.2 CNY"]
 
 
+def test_a_cell_with_the_empty_picture_marker_says_there_was_no_picture():
+    marker = json.dumps({"model": "wan2.6-image", "elapsed_s": 3.0, "cached": False, "images": 0,
+                         "empty_picture_marker": True})
+    lines = sheet_api.caption(marker, 0, [np.zeros((64, 64, 3))], "")
+    assert lines == ["wan2.6-image · prompt 1", "no picture, text only · 3.0 s"]
+
+
 def test_without_infos_columns_are_named_by_their_input_and_short_lists_leave_cells_empty():
     out = Sheet.execute(prompt=["one", "two"], image=[flat(10)], image_2=[flat(90), flat(90)])
     [sheet] = out.args
