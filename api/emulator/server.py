@@ -42,6 +42,10 @@ class _Aborted(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as production front ends set it (nginx's tcp_nodelay is on by default): without it an
+    # answer's headers and body, written apart, wait for the client's delayed ACK (40 ms on Linux) whenever
+    # the answer comes after a pause (a service time), a delay the real service does not add.
+    disable_nagle_algorithm = True
     server: "_Server"
 
     # quiet: the request log lives in the backend
@@ -244,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
         self.wfile.flush()
-        time.sleep(queue)
+        started = time.monotonic()
         step = service / max(len(frames), 1)
         half = len(frames) // 2
         for i, frame in enumerate(frames, 1):
@@ -259,7 +263,10 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._end_chunks()
                 if fault.kind == "stream_stall":
                     time.sleep(fault.delay)
-            time.sleep(step)
+                    started += fault.delay
+            # Frame i leaves at queue + i steps from the start, not after i more sleeps: the stream ends at
+            # its service time, as a sync answer does, however many frames it has.
+            time.sleep(max(0.0, started + queue + i * step - time.monotonic()))
             self._chunk(f"id:{i}\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(frame, ensure_ascii=False)}\n\n")
             # What the client has been told about: URLs it could fetch even if the stream broke now.
             entry["images_announced"] += sum(1 for c in frame["output"]["choices"][0]["message"]["content"]
