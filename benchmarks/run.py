@@ -10,8 +10,8 @@ shared and noisy: absolute times are not comparable between runs). Sections:
             dependencies) in the same fresh interpreter.
   waiting   a node's time in ComfyUI (its execution_start to execution_success) less a graph without it and
             less the emulator's configured service time, for sync, streaming and async; against a bare call
-            of the same kind (requests, one round trip + one download of a result of the same size) to the
-            same emulator, and against ComfyUI's own WanImageToImageApi in the same ComfyUI.
+            of the same kind (requests, one round trip + one download of a result of the same size, decoded
+            and made into an IMAGE, as any node that outputs one must) to the same emulator, and against ComfyUI's own WanImageToImageApi in the same ComfyUI.
   fan-out   4 Wan nodes in one graph / one node over a list of 8 prompts / 8 per-image edits of a batch,
             against the same work queued one after another: throughput ratios. A list of 200 prompts with
             WAN_MAX_CONCURRENT=4 against a list of 4: peak threads, open files, progress messages a second.
@@ -182,8 +182,10 @@ def timed(host, graph: dict) -> float:
 
 
 class Bare:
-    """The same calls made bare (requests, nothing else) from this process to the same emulator: one round
-    trip and one download of a result of the same size, the least any client of the service must spend."""
+    """The same calls made bare (requests, Pillow and torch, nothing else) from this process to the same
+    emulator: one round trip and one download of a result of the same size, decoded and made into an IMAGE
+    (the float32 batch ComfyUI's nodes pass): the least any node that returns the service's picture must
+    spend."""
 
     def __init__(self, emu) -> None:
         import requests
@@ -200,9 +202,15 @@ class Bare:
     def _download(self, url: str) -> float:
         # Timed the second time: the emulator draws a result when it is made, and a call with no service time
         # would otherwise time that drawing (a node's result, after its service time, is drawn by then).
+        import torch
+        from PIL import Image
+
         self.session.get(url, timeout=120).content
         started = time.perf_counter()
-        self.session.get(url, timeout=120).content
+        data = self.session.get(url, timeout=120).content
+        pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        image = np.empty((1,) + pixels.shape, np.float32)   # an IMAGE, the quickest way known (nodes/tensors.py)
+        torch.from_numpy(np.divide(pixels, np.float32(255.0), out=image[0]))
         return time.perf_counter() - started
 
     def call(self, kind: str, seed: int) -> tuple[float, float]:
@@ -313,7 +321,7 @@ def bench_comfy(quick: bool) -> None:
         floors = {kind: bare.measure(kind, seeds()) for kind in ("sync", "stream", "async")}
         floors["edit"] = floors["async"]
         for kind, (trip, download) in list(floors.items())[:3]:
-            row("waiting", f"a bare {kind} call to the same emulator: round trip + download",
+            row("waiting", f"a bare {kind} call to the same emulator: round trip + download (into an IMAGE)",
                 f"{trip * 1000:.0f} ms + {download * 1000:.0f} ms (median of 3)")
         from api import PollSchedule
 
