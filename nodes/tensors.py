@@ -71,10 +71,12 @@ def to_image_tensor(pictures: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[
     target = sizes[0]
     frames = [pic if size == target else np.asarray(Image.fromarray(pic).resize(target, Image.Resampling.LANCZOS))
               for pic, size in zip(pictures, sizes)]
-    # Straight into one float32 array (numpy asks the kernel for huge pages for big arrays, torch does not:
-    # a 1024^2 picture converts in ~2 ms instead of ~7-14 ms of page faults), bit-identical to x / 255.
+    # Straight into one float32 array, bit-identical to x / 255: measured here, 2-4 ms for a 1024^2 picture
+    # against 7-14 ms through torch, mostly page faults on fresh memory (numpy asks Linux for huge pages).
     batch = np.empty((len(frames),) + frames[0].shape, np.float32)
     for out, frame in zip(batch, frames):
+        if frame.dtype != np.uint8 or frame.shape != out.shape:   # np.divide would broadcast a 1-channel frame
+            raise ValueError(f"a picture of {frame.shape} {frame.dtype} among {out.shape} uint8 ones")
         np.divide(frame, np.float32(255.0), out=out)
     return torch.from_numpy(batch), sizes
 

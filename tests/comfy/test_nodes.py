@@ -205,6 +205,16 @@ def test_pictures_of_different_sizes_never_crash():
         tensors.to_image_tensor([])
 
 
+def test_pictures_become_exactly_x_over_255_and_a_stray_channel_count_is_refused():
+    every_value = np.arange(256 * 3, dtype=np.uint8).reshape(16, 16, 3)
+    batch, _ = tensors.to_image_tensor([every_value, every_value[::-1].copy()])
+    assert batch.dtype == torch.float32
+    expected = torch.from_numpy(np.stack([every_value, every_value[::-1]])).to(torch.float32).div_(255.0)
+    assert torch.equal(batch, expected)
+    with pytest.raises(ValueError, match="uint8"):
+        tensors.to_image_tensor([every_value, every_value[..., :1].copy()])
+
+
 def test_interrupt_cancels_a_pending_task_and_stops_waiting(emulator):
     import comfy.model_management as mm
 
