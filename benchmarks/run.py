@@ -554,7 +554,7 @@ def bench_big_fan_out() -> None:
     row("fan-out", "the same: peak open files, less a 4-prompt list's",
         f"{big.files - small.files:+d} ({big.files} vs {small.files})", check(big.files - small.files <= more,
                                                                               f"<= +{more}"))
-    # A node draws at most once every 0.5 s (nodes/runner.py PROGRESS_S), however many requests it has; a
+    # A node draws at most once every 0.5 s (nodes/progress.py PROGRESS_S), however many requests it has; a
     # window of one second can hold 3 of them. The 4 prompts' line changes less often (its counts stay put).
     most = max(big_rate.values())
     row("fan-out", "the same: the node's progress messages, most in one second, against a 4-prompt list's",

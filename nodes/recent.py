@@ -15,7 +15,7 @@ from comfy_api.latest import io
 
 from ..api import describe
 from ..api.recent import describe_choice, describe_listing, fetch, listing
-from . import runner
+from . import progress, runner
 from .declared import Declared, WanNode
 from .send import pictures_of
 from .widgets import REGIONS, node_schema, outputs
@@ -56,6 +56,6 @@ class WanRecentResults(WanNode):
         info["recent"] = {"pick": v.pick, "answer_id": rec.id, "created": rec.created, "prompt": rec.prompt}
         images = await pictures_of(node_id, result, info)
         where = "from the result cache" if result.from_cache else "fetched again"
-        runner.show(node_id, f"{describe_choice(v.pick, rec)}\n→ {len(result.images)} picture(s) {where}: nothing "
+        progress.show(node_id, f"{describe_choice(v.pick, rec)}\n→ {len(result.images)} picture(s) {where}: nothing "
                              f"billed\n\nRecent paid requests:\n{describe_listing(entries)}")
         return io.NodeOutput(images, result.text, json.dumps(info, ensure_ascii=False, indent=1))

@@ -13,7 +13,7 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from . import runner
+from . import progress, runner
 from ..api import (
     Params, WanInputError, WanRequest, build_request, describe, encode_images, get_model, no_picture_error,
     node_palette, text_only,
@@ -64,7 +64,7 @@ async def send(node_cls: Any, req: WanRequest, *, region: str, transport: str,
     if extra_info:
         info.update(extra_info)
     images = await pictures_of(node_id, result, info)
-    runner.show(node_id, summary_line(req.model, result, info, result.incomplete))
+    progress.show(node_id, summary_line(req.model, result, info, result.incomplete))
     return io.NodeOutput(images, result.text, json.dumps(info, ensure_ascii=False, indent=1))
 
 
@@ -75,7 +75,7 @@ async def pictures_of(node_id: str | None, result: Any, info: dict[str, Any]) ->
     info["images"] = len(result.images)
     if not result.images:
         if not text_only(result):
-            runner.show(node_id, summary_line(result.model, result, info, result.incomplete))
+            progress.show(node_id, summary_line(result.model, result, info, result.incomplete))
             raise no_picture_error(result, info)
         info["empty_picture_marker"] = True
         return empty_picture_marker()

@@ -5,20 +5,23 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import re
 
 import pytest
 import torch
 
-from conftest import api, tensors, wan
+from conftest import api, loaded, tensors, wan
+
+progress = importlib.import_module(f"{loaded.pack.__name__}.nodes.progress")
 
 
 @pytest.fixture
 def node_status(monkeypatch):
     """What the node shows as its status line (ComfyUI's progress text), in order."""
     shown = []
-    monkeypatch.setattr(wan.runner, "show", lambda node_id, text: shown.append(text))
+    monkeypatch.setattr(progress, "show", lambda node_id, text: shown.append(text))
     return shown
 
 
