@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from ..api import (
-    Store, WanClient, WanRequest, WanResult, Workers, errors, get_logger, max_concurrent,
+    ApiKey, Endpoint, Store, WanClient, WanRequest, WanResult, Workers, errors, get_logger, max_concurrent,
     resolve_api_key, resolve_endpoint,
 )
 from ..api import state_dir as find_state_dir
@@ -127,10 +127,12 @@ def shared_store() -> Store:
         return _store
 
 
-def client_for(region: str) -> WanClient:
-    """The client of this (endpoint, account): made once, reused by every run (its connections stay open)."""
-    key = resolve_api_key(region=region, state_folder=state_dir())  # api/config.py: the order of sources
-    endpoint = resolve_endpoint(None if region in ("", "default") else region)
+def client_for(region: str, key: ApiKey | None = None, endpoint: Endpoint | None = None) -> WanClient:
+    """The client of this (endpoint, account): made once, reused by every run (its connections stay open).
+    `key` and `endpoint`, when the caller has resolved them already (a run picks its account's workers with
+    them, and must then send with that same account, whatever was set meanwhile)."""
+    key = key or resolve_api_key(region=region, state_folder=state_dir())  # api/config.py: the order of sources
+    endpoint = endpoint or resolve_endpoint(None if region in ("", "default") else region)
     store = shared_store()
     ident = (endpoint.base_url, key.fingerprint)
     with _lock:
@@ -178,7 +180,7 @@ async def run_call(node_id: str | None, title: str, mode: str, region: str,
         if r.cancel.is_set():   # stopped while it waited for a worker: nothing was sent, nothing is
             raise errors.Interrupted("stopped by the user while waiting for a generation slot; nothing was sent")
         r.started = True
-        return call(client_for(region), r.cancel, r.update)
+        return call(client_for(region, key, endpoint), r.cancel, r.update)
 
     track(r)
     board = join_board(loop, node_id, r)
