@@ -547,7 +547,7 @@ def bench_big_fan_out() -> None:
     finally:
         host.cleanup()
         emu.stop()
-    more = 6   # what tests/e2e/test_big_fan_out.py allows 200 prompts over 4
+    more = 8   # what tests/e2e/test_big_fan_out.py allows 200 prompts over 4 (its peaks vary by that much)
     row("fan-out", "200-prompt list (4 slots): peak threads of ComfyUI's process, less a 4-prompt list's",
         f"{big.threads - small.threads:+d} ({big.threads} vs {small.threads})",
         check(big.threads - small.threads <= more, f"<= +{more}"))
