@@ -186,7 +186,9 @@ def test_the_followers_settlement_is_the_last_word_in_the_ledger(emulator, tmp_p
     which settles the same answer id as unsure. settle() replaces whatever was there. If the follower's
     billed settle lands first (the ledger busy for a moment, the task just finishing), the unsure one
     overwrites it and the ledger keeps 'unsure, up to N' for a task known to have billed N."""
-    emulator.backend.configure(queue_time=0.0, service_time=0.7)
+    # The task runs 1.5 s: Cancel (0.45 s after the first query) lands while it RUNS even on a loaded machine;
+    # the ledger is held from the Cancel until after the task's end, so both settlements wait for it.
+    emulator.backend.configure(queue_time=0.0, service_time=1.5)
     wrong = []
     for trial in range(10):
         folder = tmp_path / f"t{trial}"
@@ -201,7 +203,7 @@ def test_the_followers_settlement_is_the_last_word_in_the_ledger(emulator, tmp_p
             time.sleep(0.45)
             other.execute("BEGIN IMMEDIATE")      # another process writes the ledger for a moment
             cancel.set()
-            time.sleep(0.9)
+            time.sleep(1.7)
             other.execute("ROLLBACK")
         emulator.backend.log.clear()
         threading.Thread(target=press_cancel, daemon=True).start()

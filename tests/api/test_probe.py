@@ -108,6 +108,9 @@ def test_with_a_key_but_no_yes_nothing_is_sent(monkeypatch, emulator):
 # ---- the emulator against itself: all agree ------------------------------------------------------------------
 
 def test_the_emulator_agrees_with_itself(monkeypatch, emulator):
+    # The probe cancels a task while it is queued: a second in the queue, so that a loaded machine (CI's suites
+    # side by side) still sends the cancel in time (0.2 s was missed once at a load average of 8).
+    emulator.backend.configure(queue_time=1.0)
     monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", emulator.base_url)
     monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
     code, text = run_probe("--yes", "--strict")
