@@ -9,7 +9,7 @@ import pytest
 
 from api import MODELS, build_request, describe, encode_image, errors, interleave
 from api.service.transport import RetryPolicy, Timeouts
-from apitest import TEST_KEY, make_client, photo
+from apitest import TEST_KEY, cancel_once_seen, make_client, photo
 
 
 def small_edit(model="wan2.7-image", **kw):
@@ -211,12 +211,9 @@ def test_unknown_task_and_cancel(emulator):
 
 
 def test_interrupt_while_pending_cancels_the_task(emulator):
-    import threading
-
     client = make_client(emulator)
     emulator.backend.configure(queue_time=30.0)
-    cancel = threading.Event()
-    threading.Timer(0.5, cancel.set).start()
+    cancel = cancel_once_seen(emulator, "query")   # the task exists, queued for 30 s: PENDING
     with pytest.raises(errors.Interrupted) as info:
         client.generate(small_edit(), cancel=cancel)
     assert "canceled" in str(info.value) and info.value.task_id
@@ -229,12 +226,9 @@ def test_interrupt_while_pending_cancels_the_task(emulator):
 
 
 def test_interrupt_while_running_leaves_the_task(emulator):
-    import threading
-
     client = make_client(emulator)
     emulator.backend.configure(queue_time=0.0, service_time=30.0)
-    cancel = threading.Event()
-    threading.Timer(0.5, cancel.set).start()
+    cancel = cancel_once_seen(emulator, "query")   # the task exists, generating for 30 s: RUNNING
     with pytest.raises(errors.Interrupted) as info:
         client.generate(small_edit(), cancel=cancel)
     assert "RUNNING" in str(info.value) and info.value.task_id

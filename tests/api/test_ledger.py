@@ -19,7 +19,7 @@ from api.ledger.report import report_text, summary
 from api.money.billing import made
 from api.money.store import Store
 from api.service.ratelimit import SharedSlots, SharedTokenBucket, acquire_slot
-from apitest import ROOT, TEST_KEY, make_client, photo
+from apitest import ROOT, TEST_KEY, cancel_once_seen, make_client, photo
 
 ACCOUNT = "acct0123456789ab"
 
@@ -201,8 +201,7 @@ def test_outcomes_release_or_keep_what_may_have_been_billed(emulator, tmp_path, 
 def test_an_interrupted_running_task_is_counted_once_when_fetched_later(emulator, tmp_path):
     emulator.backend.configure(queue_time=0.1, service_time=1.5)
     client = make_client(emulator, store=Store(tmp_path))
-    cancel = threading.Event()
-    threading.Timer(0.6, cancel.set).start()  # RUNNING by then: left to finish at the service
+    cancel = cancel_once_seen(emulator, "query", then=0.3)  # RUNNING by then: left to finish at the service
     with pytest.raises(errors.Interrupted):
         client.generate(edit(20, n=2), cancel=cancel)
     assert [(r["pictures"], r["status"]) for r in open_ledger(tmp_path).entries()] == [(2, "unsure")]
@@ -341,8 +340,7 @@ def test_a_resumed_task_found_gone_is_a_new_creation_that_must_pass_the_limit(em
     # (The emulator's clock jumps 25 h, ours does not: the client gives the task up after UNKNOWN answers
     # for query_failure_budget seconds, not by its age.)
     client = make_client(emulator, store=Store(tmp_path), query_failure_budget=0.3)
-    cancel = threading.Event()
-    threading.Timer(0.6, cancel.set).start()  # RUNNING: left to finish, counted as unsure (2)
+    cancel = cancel_once_seen(emulator, "query", then=0.3)  # RUNNING: left to finish, counted as unsure (2)
     with pytest.raises(errors.Interrupted):
         client.generate(edit(21, n=2), cancel=cancel)
     emulator.backend.advance(25 * 3600)        # the service forgets the task (24 h)
@@ -397,8 +395,7 @@ def test_what_may_have_been_billed_stays_counted(emulator, tmp_path, monkeypatch
     else:
         emulator.backend.configure(queue_time=3.0, service_time=1.0)
         req = build_request("wan2.6-image", "tea", [], mode="interleave", max_images=2, size="1024*1024", seed=5)
-        cancel = threading.Event()
-        threading.Timer(0.6, cancel.set).start()
+        cancel = cancel_once_seen(emulator, "stream", then=0.3)   # sent, still queued: no frame yet
         with pytest.raises(errors.Interrupted):
             make_client(emulator, store=Store(tmp_path)).generate(req, transport="stream", cancel=cancel)
     rows = open_ledger(tmp_path).entries()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from api import build_request, errors
 from api.money.billing import made
 from api.service.sse import SSEParser
 from api.service.transport import Timeouts
-from apitest import make_client
+from apitest import cancel_once_seen, make_client
 
 VENDOR_FRAMES = (
     'id:1\nevent:result\n:HTTP_STATUS/200\ndata:{"output":{"choices":[{"finish_reason":"null","message":'
@@ -150,8 +149,7 @@ def test_idle_read_timeout_ends_the_read_and_keeps_what_arrived(emulator):
 def test_interrupting_a_stream_returns_at_once(emulator):
     client = make_client(emulator)
     emulator.backend.configure(service_time=20.0)
-    cancel = threading.Event()
-    threading.Timer(0.6, cancel.set).start()
+    cancel = cancel_once_seen(emulator, "stream", then=0.6)
     with pytest.raises(errors.Interrupted) as stopped:
         client.generate(_interleave(), transport="stream", cancel=cancel)
     # It returned while the stream was still going: a client that read on to the end (20 s) would have seen
