@@ -222,6 +222,7 @@ def test_the_followers_settlement_is_the_last_word_in_the_ledger(emulator, tmp_p
 def test_a_ledger_with_a_damaged_data_page_heals(emulator, tmp_path, monkeypatch):
     monkeypatch.setenv("WAN_DAILY_IMAGE_LIMIT", "1000")
     client = make_client(emulator, store=Store(tmp_path))
+    emulator.backend.configure(queue_time=0.0, service_time=0.0)   # only the ledger's rows matter here
     for seed in range(25):
         client.generate(t2i(800 + seed, n=1), transport="sync")
     ledger = open_ledger(tmp_path)
