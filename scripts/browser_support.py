@@ -80,6 +80,23 @@ def nudge_window(page) -> None:
             page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
+def empty_tab(page) -> None:
+    """A tab as a test left it, made ready for the next: in front, dialogs and menus closed, the side bar
+    closed, nothing selected, an empty graph at scale 1."""
+    page.bring_to_front()
+    for _ in range(2):
+        page.keyboard.press("Escape")
+    page.evaluate("""() => {
+        const sidebar = app.extensionManager.sidebarTab;
+        if (sidebar?.activeSidebarTabId) sidebar.toggleSidebarTab(sidebar.activeSidebarTabId);
+        app.canvas.deselectAll?.();
+        app.graph.clear();
+        app.canvas.ds.scale = 1; app.canvas.ds.offset = [0, 0];
+        app.canvas.setDirty(true, true);
+    }""")
+    nudge_window(page)
+
+
 def close_dialogs(page) -> None:
     """A first visit opens the template browser by itself, a moment after the page loads."""
     from playwright.sync_api import Error

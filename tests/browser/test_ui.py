@@ -4,7 +4,9 @@ a batch plus a later input, on a picture made by another Wan node), the help pag
 
 Every test runs on two frontends (1.32.9, which ComfyUI 0.3.75 pins, and the newest the registry serves that
 runs on it: browser_support.FRONTENDS) and in both node renderers (the classic canvas and "Nodes 2.0"). One
-ComfyUI and one browser per frontend (module-scoped), a fresh tab per test. Screenshots of every step go to
+ComfyUI and one browser per frontend (module-scoped), one tab per renderer, emptied between tests (a page
+load costs 6-9 s here: a tab per test made page loads most of this suite's time); a test that fails closes
+its tab, so the next one starts on a fresh page. Screenshots of every step go to
 test_artifacts/browser/<frontend>-<renderer>-<step>.png."""
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,8 +31,8 @@ from comfy_host import ComfyHost  # noqa: E402
 
 playwright = pytest.importorskip("playwright.sync_api", reason="run scripts/setup_browser.sh (make test does)")
 from browser_support import (  # noqa: E402
-    FRONTENDS, RENDERERS, VIEWPORT, close_dialogs, frontend_root, launch, nudge_window, open_page, open_template,
-    run_and_wait_for_output, search_nodes,
+    FRONTENDS, RENDERERS, VIEWPORT, close_dialogs, empty_tab, frontend_root, launch, nudge_window, open_page,
+    open_template, run_and_wait_for_output, search_nodes,
 )
 
 ARTIFACTS = ROOT / "test_artifacts" / "browser"
@@ -44,6 +46,7 @@ class Stack:
     host: ComfyHost
     browser: object
     frontend: str
+    tabs: dict = field(default_factory=dict)   # renderer -> its open tab
 
 
 @pytest.fixture(scope="module", params=FRONTENDS)
@@ -65,8 +68,7 @@ def stack(request):
             # over with, so the tests' pages open on the graph.
             first = open_page(host, context)
             close_dialogs(first)
-            first.close()
-            yield Stack(emu, host, context, request.param)
+            yield Stack(emu, host, context, request.param, tabs={"classic": first})
             browser.close()
     finally:
         host.cleanup()
@@ -75,12 +77,18 @@ def stack(request):
 
 @pytest.fixture(params=RENDERERS)
 def ui(stack, request):
-    """A fresh tab with the renderer set; `ui.shot(name)` saves a screenshot."""
-    page = open_page(stack.host, stack.browser, renderer=request.param)
+    """The renderer's tab, on an empty graph; `ui.shot(name)` saves a screenshot."""
+    page = stack.tabs.get(request.param)
+    if page is None or page.is_closed():
+        page = stack.tabs[request.param] = open_page(stack.host, stack.browser, renderer=request.param)
+    else:
+        empty_tab(page)
     page.renderer = request.param
     page.shot = lambda name: page.screenshot(path=str(ARTIFACTS / f"{stack.frontend}-{request.param}-{name}.png"))
     yield page
-    page.close()
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.failed:   # whatever it left open must not decide the next test
+        page.close()
 
 
 def billable(emu, since: int = 0) -> list[dict]:
