@@ -199,9 +199,9 @@ def test_outcomes_release_or_keep_what_may_have_been_billed(emulator, tmp_path, 
 
 
 def test_an_interrupted_running_task_is_counted_once_when_fetched_later(emulator, tmp_path):
-    emulator.backend.configure(queue_time=0.1, service_time=1.5)
+    emulator.backend.configure(queue_time=0.0, service_time=3.0)
     client = make_client(emulator, store=Store(tmp_path))
-    cancel = cancel_once_seen(emulator, "query", then=0.3)  # RUNNING by then: left to finish at the service
+    cancel = cancel_once_seen(emulator, "query")  # RUNNING from its creation: left to finish at the service
     with pytest.raises(errors.Interrupted):
         client.generate(edit(20, n=2), cancel=cancel)
     assert [(r["pictures"], r["status"]) for r in open_ledger(tmp_path).entries()] == [(2, "unsure")]
@@ -336,11 +336,11 @@ def test_a_resumed_task_found_gone_is_a_new_creation_that_must_pass_the_limit(em
     """Resuming reserves nothing (no new creation); but when the journaled task turns out expired, the new
     task that replaces it is a creation, checked against the limit before it is sent."""
     monkeypatch.setenv("WAN_DAILY_IMAGE_LIMIT", "3")
-    emulator.backend.configure(queue_time=0.1, service_time=1.5)
+    emulator.backend.configure(queue_time=0.0, service_time=3.0)
     # (The emulator's clock jumps 25 h, ours does not: the client gives the task up after UNKNOWN answers
     # for query_failure_budget seconds, not by its age.)
     client = make_client(emulator, store=Store(tmp_path), query_failure_budget=0.3)
-    cancel = cancel_once_seen(emulator, "query", then=0.3)  # RUNNING: left to finish, counted as unsure (2)
+    cancel = cancel_once_seen(emulator, "query")  # RUNNING: left to finish, counted as unsure (2)
     with pytest.raises(errors.Interrupted):
         client.generate(edit(21, n=2), cancel=cancel)
     emulator.backend.advance(25 * 3600)        # the service forgets the task (24 h)

@@ -140,8 +140,16 @@ def test_cancel_of_a_run_that_only_follows_anothers_task_leaves_that_task_alone(
     ta = threading.Thread(target=run_a, daemon=True)
     ta.start()
     wait_for(lambda: any(r.state == CREATED and r.task_id for r in Store(tmp_path).journal.entries()))
+    # Cancel once B itself has asked about the task (seen it PENDING): A polls too, so the emulator's log
+    # cannot tell B's first query from A's.
     cancel = threading.Event()
-    threading.Timer(0.5, cancel.set).start()
+    query = b.calls.get_task
+
+    def query_then_cancel(*args, **kwargs):
+        answer = query(*args, **kwargs)
+        cancel.set()
+        return answer
+    b.calls.get_task = query_then_cancel
     try:
         if how == "recent":
             fetch(b, 1, cancel=cancel)
@@ -151,6 +159,8 @@ def test_cancel_of_a_run_that_only_follows_anothers_task_leaves_that_task_alone(
         outcome["b"] = f"{type(exc).__name__}: {exc}"
     ta.join(60)
     print(outcome, emulator.backend.stats()["tasks"])
+    assert outcome.get("b", "").startswith("Interrupted") and "before the request" not in outcome["b"], \
+        f"B was not stopped while following A's task: {outcome.get('b')}"
     assert emulator.backend.stats()["tasks"].get("CANCELED", 0) == 0, \
         "B's Cancel canceled A's task at the service"
 
