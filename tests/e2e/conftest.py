@@ -31,7 +31,10 @@ def emulator():
 
 @pytest.fixture(scope="session")
 def comfy(emulator):
-    host = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY})
+    # Downloads that keep failing are given up after 2 s of tries, not the pack's default 30 s: the tests of
+    # a result host failing after payment would otherwise each wait out 30 s (test_paid_answers.py).
+    host = ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY,
+                      "WAN_DOWNLOAD_PATIENCE_S": "2"})
     host.start()
     _launch_early(emulator)
     yield host
