@@ -80,9 +80,22 @@ def nudge_window(page) -> None:
             page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
-def empty_tab(page) -> None:
-    """A tab as a test left it, made ready for the next: in front, dialogs and menus closed, the side bar
-    closed, nothing selected, an empty graph at scale 1."""
+def empty_tab(page, host) -> None:
+    """A tab as a test left it, made ready for the next: once ComfyUI has nothing queued or running (a
+    test may end with its run still going; its events would land on the next test's nodes, whose ids start
+    at 1 again), in front, dialogs and menus closed, the side bar closed, nothing selected, no outputs of
+    earlier runs, an empty graph at scale 1."""
+    import requests
+
+    deadline = time.monotonic() + 120
+    while True:
+        queue = requests.get(f"{host.url}/queue", timeout=10).json()
+        if not queue.get("queue_running") and not queue.get("queue_pending"):
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ComfyUI's queue never emptied: {queue}")
+        time.sleep(0.2)
+    time.sleep(0.3)   # the last run's events, sent as its prompt ended, reach the page
     page.bring_to_front()
     for _ in range(2):
         page.keyboard.press("Escape")
@@ -90,6 +103,7 @@ def empty_tab(page) -> None:
         const sidebar = app.extensionManager.sidebarTab;
         if (sidebar?.activeSidebarTabId) sidebar.toggleSidebarTab(sidebar.activeSidebarTabId);
         app.canvas.deselectAll?.();
+        app.clean?.();
         app.graph.clear();
         app.canvas.ds.scale = 1; app.canvas.ds.offset = [0, 0];
         app.canvas.setDirty(true, true);
@@ -171,12 +185,13 @@ def fresh_seed(page, node_type: str) -> None:
 def run_and_wait_for_output(page, prefix: str, timeout_ms: int = 60000) -> None:
     """Run from the page's Run button, then wait until the output picture is shown: as an <img> (Nodes 2.0,
     the queue panel) or drawn on the canvas by its Save Image node (the classic renderer's node.imgs)."""
+    shown = f"""() => [...Array.from(document.querySelectorAll('img')),
+                       ...app.graph._nodes.flatMap(n => n.imgs || [])]
+        .filter(i => i.src.includes('{prefix}') && i.complete && i.naturalWidth > 0).map(i => i.src)"""
+    before = page.evaluate(shown)   # an earlier run's picture (a history panel) is not this run's output
     page.get_by_role("button", name="Run").first.click()
-    page.wait_for_function(
-        f"""Array.from(document.querySelectorAll('img')).some(i => i.src.includes('{prefix}') && i.complete
-                                                                  && i.naturalWidth > 0)
-            || app.graph._nodes.some(n => (n.imgs || []).some(i => i.src.includes('{prefix}') && i.complete
-                                                                   && i.naturalWidth > 0))""", timeout=timeout_ms)
+    page.wait_for_function(f"before => ({shown})().some(src => !before.includes(src))", arg=before,
+                           timeout=timeout_ms)
 
 
 def static_root(package_target) -> "Path":
