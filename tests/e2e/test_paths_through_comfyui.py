@@ -40,7 +40,7 @@ def test_a_graph_moved_to_another_service_and_key_is_sent_anew(emulator, comfy_t
     on its base directory with the other service and key, then with the first again."""
     comfy = comfy_to_restart
     first_env = dict(comfy.env)
-    assert first_env == {"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY}
+    assert (first_env["DASHSCOPE_HTTP_BASE_URL"], first_env["DASHSCOPE_API_KEY"]) == (emulator.base_url, E2E_KEY)
     other = EmulatorServer(settings=Settings(queue_time=0.1, service_time=0.3, api_keys=[OTHER_KEY])).start()
     seed = int(time.time()) % 100000
     # The test's own prompt: the session's server has the results of every earlier test in its cache.
