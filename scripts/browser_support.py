@@ -80,22 +80,28 @@ def nudge_window(page) -> None:
             page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
-def empty_tab(page, host) -> None:
-    """A tab as a test left it, made ready for the next: once ComfyUI has nothing queued or running (a
-    test may end with its run still going; its events would land on the next test's nodes, whose ids start
-    at 1 again), in front, dialogs and menus closed, the side bar closed, nothing selected, no outputs of
-    earlier runs, an empty graph at scale 1."""
+def wait_until_idle(host, timeout: float = 120) -> None:
+    """Until ComfyUI has nothing queued or running: a test may end with its run still going, whose events
+    would land on the next test's nodes (their ids start at 1 again) and whose work would hold up its Run.
+    A queue that never empties is interrupted and cleared, and reported."""
     import requests
 
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while True:
         queue = requests.get(f"{host.url}/queue", timeout=10).json()
         if not queue.get("queue_running") and not queue.get("queue_pending"):
             break
         if time.monotonic() > deadline:
-            raise AssertionError(f"ComfyUI's queue never emptied: {queue}")
+            requests.post(f"{host.url}/interrupt", timeout=10)
+            requests.post(f"{host.url}/queue", json={"clear": True}, timeout=10)
+            raise AssertionError(f"ComfyUI's queue never emptied (interrupted and cleared now): {queue}")
         time.sleep(0.2)
     time.sleep(0.3)   # the last run's events, sent as its prompt ended, reach the page
+
+
+def empty_tab(page) -> None:
+    """A tab as a test left it, made ready for the next (after wait_until_idle): in front, dialogs and menus
+    closed, the side bar closed, nothing selected, no outputs of earlier runs, an empty graph at scale 1."""
     page.bring_to_front()
     for _ in range(2):
         page.keyboard.press("Escape")

@@ -148,8 +148,10 @@ class ComfyHost:
         return self.proc is not None and self.proc.poll() is None
 
     def cleanup(self) -> None:
+        """Stopped, and its own base directory removed unless WAN_KEEP_TEST_DIRS is set (to read a failed
+        test's journal, ledger and server log afterwards)."""
         self.stop()
-        if self._own_base:
+        if self._own_base and not os.environ.get("WAN_KEEP_TEST_DIRS"):
             shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> "ComfyHost":

@@ -32,7 +32,7 @@ from comfy_host import ComfyHost  # noqa: E402
 playwright = pytest.importorskip("playwright.sync_api", reason="run scripts/setup_browser.sh (make test does)")
 from browser_support import (  # noqa: E402
     FRONTENDS, RENDERERS, VIEWPORT, close_dialogs, empty_tab, frontend_root, launch, nudge_window, open_page,
-    open_template, run_and_wait_for_output, search_nodes,
+    open_template, run_and_wait_for_output, search_nodes, wait_until_idle,
 )
 
 ARTIFACTS = ROOT / "test_artifacts" / "browser"
@@ -79,10 +79,11 @@ def stack(request):
 @pytest.fixture(params=RENDERERS)
 def ui(stack, request):
     """The renderer's tab, on an empty graph; `ui.shot(name)` saves a screenshot."""
+    wait_until_idle(stack.host)
     page = stack.tabs.get(request.param)
     if page is not None and not page.is_closed():
         try:
-            empty_tab(page, stack.host)
+            empty_tab(page)
         except Exception:  # noqa: BLE001 - a tab that cannot be emptied is replaced, never handed on
             page.close()
     if page is None or page.is_closed():

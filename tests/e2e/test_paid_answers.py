@@ -119,8 +119,10 @@ def test_a_short_result_host_outage_is_ridden_out(comfy, emulator):
     # tests/e2e/conftest.py; 30 s by default).
     emulator.backend.add_fault({"kind": "http", "on": "download", "status": 503, "code": "ServiceUnavailable",
                                 "message": "result host busy", "for_seconds": 1.0})
+    logged = len(comfy.log())
     entry = comfy.run(interleave(seed), timeout=120)
     assert execution_error(entry) is None, execution_error(entry)
+    assert "retrying in" in comfy.log()[logged:], "no download met the outage"
     assert creations(emulator) == 1
     assert len(assert_saved_are_served(comfy, entry)) == 3
 

@@ -49,7 +49,7 @@ def test_a_graph_moved_to_another_service_and_key_is_sent_anew(emulator, comfy_t
         entry = comfy.run(t2i(seed, prompt=prompt))
         assert execution_error(entry) is None, execution_error(entry)
         original = saved_pixels(comfy, entry, "2")
-        comfy.restart({"DASHSCOPE_HTTP_BASE_URL": other.base_url, "DASHSCOPE_API_KEY": OTHER_KEY})
+        comfy.restart({**first_env, "DASHSCOPE_HTTP_BASE_URL": other.base_url, "DASHSCOPE_API_KEY": OTHER_KEY})
         entry = comfy.run(t2i(seed, prompt=prompt))
         assert execution_error(entry) is None, execution_error(entry)
         assert other.backend.stats()["creations"] == 1, "a cached answer crossed to another service and key"
