@@ -7,7 +7,6 @@ host harness) cannot clash with ComfyUI's own top-level `nodes.py`.
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -45,75 +44,42 @@ def comfy(emulator):
 # ---- servers launched early ----------------------------------------------------------------------------
 # A test that needs ComfyUI servers of its own (another environment, a base directory of its own) names them
 # in its module's EARLY_SERVERS: {test name: factory(emulator) -> [ComfyHost, ...]}, and takes them with the
-# `early` fixture, started and ready. They are launched while the tests before them run, so that their
-# start-up (most of such a test's cost on ComfyUI 0.33.0: about 15 s each on two idle cores) overlaps those
-# tests instead of adding to them: one test's servers at a time, in the tests' order, each group up before
-# the next is launched (a dozen ComfyUIs starting at once on two cores would slow every test running
-# meanwhile by as much as it saves). Only the selected tests' servers are launched (after -m, -k, --lf).
+# `early` fixture, started and ready. They are launched as soon as the session's server is up, so that their
+# start-up (most of such a test's cost on ComfyUI 0.33.0: about 15 s each on two idle cores) overlaps the
+# tests before them instead of adding to them. Only the selected tests' servers are launched.
 
-_early_plans: dict = {}   # test node id -> factory, in the session's order
-_early: dict = {}         # test node id -> the hosts it made, launched and not yet handed to its test
-_claimed: set = set()     # test node ids whose test has asked for its servers (the launcher skips those)
-_early_lock = threading.Lock()
-_launcher: list = []      # the launcher thread, once started
-_closing = threading.Event()
+_early_plans: dict = {}   # test node id -> factory
+_early: dict = {}         # test node id -> the hosts it made, launched
 
 
 def pytest_collection_finish(session):
-    for item in session.items:   # what runs, after every deselection
+    for item in session.items:   # what runs, after every deselection (-m, -k, --lf)
         factory = getattr(item.module, "EARLY_SERVERS", {}).get(getattr(item, "originalname", item.name))
         if factory is not None:
             _early_plans[item.nodeid] = factory
 
 
 def _launch_early(emulator) -> None:
-    with _early_lock:
-        if not _launcher:
-            _launcher.append(threading.Thread(target=_launch_in_order, args=(emulator,), daemon=True))
-            _launcher[0].start()
-
-
-def _launch_in_order(emulator) -> None:
-    for nodeid, factory in list(_early_plans.items()):
-        with _early_lock:
-            if _closing.is_set():
-                return
-            if nodeid in _claimed or nodeid in _early:
-                continue
-            try:
-                hosts = _early[nodeid] = [host.launch() for host in factory(emulator)]
-            except Exception:  # noqa: BLE001 - the test launches its own and reports what fails
-                continue
-        for host in hosts:
-            try:
-                host.wait_ready()
-            except Exception:  # noqa: BLE001 - reported by the test's own wait
-                pass
+    for nodeid, factory in _early_plans.items():
+        if nodeid not in _early:
+            _early[nodeid] = [host.launch() for host in factory(emulator)]
 
 
 def pytest_sessionfinish(session):
-    """Servers launched for tests that never ran (an error before them, -x) are stopped too."""
-    with _early_lock:
-        _closing.set()
-        left = list(_early.values())
-        _early.clear()
-    for hosts in left:
+    """Servers launched for tests that never ran (an error before them, -x), or when no test used the session
+    server, are stopped too."""
+    for hosts in _early.values():
         for host in reversed(hosts):
             host.cleanup()
+    _early.clear()
 
 
 @pytest.fixture
 def early(request, emulator):
-    """The servers this test's EARLY_SERVERS entry made, each up (launched now if the launcher has not got to
-    them yet); cleaned up (stopped, folders removed) after the test."""
+    """The servers this test's EARLY_SERVERS entry made, each up; cleaned up (stopped, folders removed) after
+    the test."""
     _launch_early(emulator)
-    nodeid = request.node.nodeid
-    with _early_lock:
-        _claimed.add(nodeid)
-        hosts = _early.pop(nodeid, None)
-    if hosts is None:
-        factory = request.module.EARLY_SERVERS[getattr(request.node, "originalname", request.node.name)]
-        hosts = [host.launch() for host in factory(emulator)]
+    hosts = _early.pop(request.node.nodeid)
     try:
         for host in hosts:
             host.wait_ready()

@@ -4,7 +4,10 @@ runs (then Wan Recent Results), a damaged cache, journal or ledger. The emulator
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -19,37 +22,17 @@ from comfy_host import ComfyHost, execution_error
 from e2e_support import E2E_KEY, info_of, saved_pixels, served_pixels
 
 
-def server(emulator, base_dir: Path | None = None) -> ComfyHost:
-    """A server on a base directory of its own (removed at cleanup), or on `base_dir` beside another."""
+@pytest.fixture
+def base_dir():
+    path = Path(tempfile.mkdtemp(prefix="wan-paid-"))
+    yield path
+    if not os.environ.get("WAN_KEEP_TEST_DIRS"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def host_on(base_dir: Path, emulator, **env: str) -> ComfyHost:
     return ComfyHost({"DASHSCOPE_HTTP_BASE_URL": emulator.base_url, "DASHSCOPE_API_KEY": E2E_KEY,
-                      "WAN_DOWNLOAD_PATIENCE_S": "2"}, base_dir=base_dir)
-
-
-def two_servers_on_one_folder(emulator) -> list[ComfyHost]:
-    first = server(emulator)
-    return [first, server(emulator, first.base)]
-
-
-def server_with_damaged_files(emulator) -> list[ComfyHost]:
-    """Its journal and ledger are not SQLite files (a disk filled up mid-write) before it starts."""
-    host = server(emulator)
-    state = host.base / "user" / "wan_image"
-    state.mkdir(parents=True)
-    for name in ("journal.sqlite3", "ledger.sqlite3"):
-        (state / name).write_bytes(b"this is not a database, a disk filled up mid-write\n" * 100)
-    return [host]
-
-
-# Servers of these tests' own, launched while the tests before them run (conftest.py): a ComfyUI start is
-# most of such a test's time.
-EARLY_SERVERS = {
-    "test_two_servers_sending_the_identical_request_at_once_make_one_creation": two_servers_on_one_folder,
-    "test_a_locked_ledger_after_payment_never_fails_the_run": lambda emulator: [server(emulator)],
-    # The second server stands for the first one restarted after a power cut: a ComfyUI that has never run
-    # the graph (no result in its own cache), on the same folder.
-    "test_a_zero_byte_cached_picture_is_fetched_again_without_a_creation": two_servers_on_one_folder,
-    "test_a_damaged_journal_and_ledger_are_moved_aside_and_the_run_goes_on": server_with_damaged_files,
-}
+                      "WAN_DOWNLOAD_PATIENCE_S": "2", **env}, base_dir=base_dir)
 
 
 def creations(emulator) -> int:
@@ -163,33 +146,38 @@ def test_cancel_while_running_then_recent_results_pick_1_fetches_the_paid_task(c
     assert_saved_are_served(comfy, entry)
 
 
-def test_two_servers_sending_the_identical_request_at_once_make_one_creation(emulator, early):
+def test_two_servers_sending_the_identical_request_at_once_make_one_creation(emulator, base_dir):
     emulator.backend.configure(queue_time=0.3, service_time=1.0)
-    a, b = early
-    seed = int(time.time() * 1000) % 10**8 + 4
-    for transport in ("async", "sync"):
-        before = creations(emulator)
-        start = threading.Barrier(2)
+    a = host_on(base_dir, emulator).start()
+    b = host_on(base_dir, emulator).start()
+    try:
+        seed = int(time.time() * 1000) % 10**8 + 4
+        for transport in ("async", "sync"):
+            before = creations(emulator)
+            start = threading.Barrier(2)
 
-        def run(host):
-            start.wait()
-            return host.run(t2i(seed, transport), timeout=120)
-        with ThreadPoolExecutor(2) as pool:
-            entries = list(pool.map(run, [a, b]))
-        for host, entry in zip((a, b), entries):
-            assert execution_error(entry) is None, execution_error(entry)
-            assert len(saved_pixels(host, entry, "2")) == 2
-        assert creations(emulator) - before == 1, f"{transport}: the identical request was created twice"
-        seed += 1
-    for host in (a, b):
-        assert "database is locked" not in host.log() and "OperationalError" not in host.log()
+            def run(host):
+                start.wait()
+                return host.run(t2i(seed, transport), timeout=120)
+            with ThreadPoolExecutor(2) as pool:
+                entries = list(pool.map(run, [a, b]))
+            for host, entry in zip((a, b), entries):
+                assert execution_error(entry) is None, execution_error(entry)
+                assert len(saved_pixels(host, entry, "2")) == 2
+            assert creations(emulator) - before == 1, f"{transport}: the identical request was created twice"
+            seed += 1
+        for host in (a, b):
+            assert "database is locked" not in host.log() and "OperationalError" not in host.log()
+    finally:
+        a.stop()
+        b.stop()
 
 
-def test_a_locked_ledger_after_payment_never_fails_the_run(emulator, early):
+def test_a_locked_ledger_after_payment_never_fails_the_run(emulator, base_dir):
     """Another process holds the ledger when the answer arrives: the settlement is logged, the pictures are
     returned, and the graph queued again sends nothing."""
     emulator.backend.configure(queue_time=0.1, service_time=1.5)
-    (host,) = early
+    host = host_on(base_dir, emulator).start()
     holder = None
     try:
         seed = int(time.time() * 1000) % 10**8 + 6
@@ -199,7 +187,7 @@ def test_a_locked_ledger_after_payment_never_fails_the_run(emulator, early):
         while not any(e["kind"] == "sync" for e in emulator.backend.log):
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        holder = sqlite3.connect(host.base / "user" / "wan_image" / "ledger.sqlite3", isolation_level=None,
+        holder = sqlite3.connect(base_dir / "user" / "wan_image" / "ledger.sqlite3", isolation_level=None,
                                  check_same_thread=False)
         holder.execute("BEGIN EXCLUSIVE")
         entry = host.wait(prompt_id, timeout=120)
@@ -212,37 +200,49 @@ def test_a_locked_ledger_after_payment_never_fails_the_run(emulator, early):
     finally:
         if holder is not None:
             holder.close()
+        host.stop()
 
 
-def test_a_zero_byte_cached_picture_is_fetched_again_without_a_creation(emulator, early):
+def test_a_zero_byte_cached_picture_is_fetched_again_without_a_creation(emulator, base_dir):
     seed = int(time.time() * 1000) % 10**8 + 7
-    first, second = early
-    assert execution_error(first.run(t2i(seed))) is None
-    first.stop()
-    results = first.base / "user" / "wan_image" / "results"
-    pictures = sorted(results.glob("*/0.png"))
+    first = host_on(base_dir, emulator).start()
+    try:
+        assert execution_error(first.run(t2i(seed))) is None
+    finally:
+        first.stop()
+    pictures = sorted((base_dir / "user" / "wan_image" / "results").glob("*/0.png"))
     assert len(pictures) == 1
     pictures[0].write_bytes(b"")   # renamed into place, then the power went before the data reached the disk
     made = creations(emulator)
-    entry = second.run(t2i(seed))
-    assert execution_error(entry) is None, execution_error(entry)
-    assert creations(emulator) == made, "a damaged cache entry was paid for again"
-    assert_saved_are_served(second, entry)
-    healed = sorted(results.glob("*/0.png"))
-    assert len(healed) == 1 and Image.open(healed[0]).size == (1024, 1024), "the cache entry was not healed"
+    second = host_on(base_dir, emulator).start()
+    try:
+        entry = second.run(t2i(seed))
+        assert execution_error(entry) is None, execution_error(entry)
+        assert creations(emulator) == made, "a damaged cache entry was paid for again"
+        assert_saved_are_served(second, entry)
+        healed = sorted((base_dir / "user" / "wan_image" / "results").glob("*/0.png"))
+        assert len(healed) == 1 and Image.open(healed[0]).size == (1024, 1024), "the cache entry was not healed"
+    finally:
+        second.stop()
 
 
-def test_a_damaged_journal_and_ledger_are_moved_aside_and_the_run_goes_on(emulator, early):
-    (host,) = early
-    state = host.base / "user" / "wan_image"
-    seed = int(time.time() * 1000) % 10**8 + 8
-    entry = host.run(t2i(seed))
-    assert execution_error(entry) is None, execution_error(entry)
+def test_a_damaged_journal_and_ledger_are_moved_aside_and_the_run_goes_on(emulator, base_dir):
+    state = base_dir / "user" / "wan_image"
+    state.mkdir(parents=True)
     for name in ("journal.sqlite3", "ledger.sqlite3"):
-        aside = list(state.glob(f"{name}.damaged-*"))
-        assert len(aside) == 1, f"{name} was not moved aside"
-        assert b"not a database" in aside[0].read_bytes()
-        assert any(name in line and aside[0].name in line for line in host.log().splitlines()), \
-            f"no log line names both {name} and {aside[0].name}"
-        with sqlite3.connect(state / name) as db:
-            assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+        (state / name).write_bytes(b"this is not a database, a disk filled up mid-write\n" * 100)
+    host = host_on(base_dir, emulator).start()
+    try:
+        seed = int(time.time() * 1000) % 10**8 + 8
+        entry = host.run(t2i(seed))
+        assert execution_error(entry) is None, execution_error(entry)
+        for name in ("journal.sqlite3", "ledger.sqlite3"):
+            aside = list(state.glob(f"{name}.damaged-*"))
+            assert len(aside) == 1, f"{name} was not moved aside"
+            assert b"not a database" in aside[0].read_bytes()
+            assert any(name in line and aside[0].name in line for line in host.log().splitlines()), \
+                f"no log line names both {name} and {aside[0].name}"
+            with sqlite3.connect(state / name) as db:
+                assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    finally:
+        host.stop()
