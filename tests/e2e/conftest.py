@@ -50,6 +50,7 @@ def comfy(emulator):
 
 _early_plans: dict = {}   # test node id -> factory
 _early: dict = {}         # test node id -> the hosts it made, launched
+_early_launched: list = []
 
 
 def pytest_collection_finish(session):
@@ -60,9 +61,12 @@ def pytest_collection_finish(session):
 
 
 def _launch_early(emulator) -> None:
+    # Once: a test takes its servers out of _early, and a second pass would launch them all over again.
+    if _early_launched:
+        return
+    _early_launched.append(True)
     for nodeid, factory in _early_plans.items():
-        if nodeid not in _early:
-            _early[nodeid] = [host.launch() for host in factory(emulator)]
+        _early[nodeid] = [host.launch() for host in factory(emulator)]
 
 
 def pytest_sessionfinish(session):
