@@ -4,7 +4,7 @@
     with WanClient() as client:                  # key from DASHSCOPE_API_KEY (or its file), region Singapore
         spec = MODELS["wan2.7-image"]
         req = edit("wan2.7-image", "make it night", [encode_image(pixels, spec.image)], n=1, size="2K")
-        result = client.generate(req)            # async task by default; result.images[i].pixels is HxWx3 uint8
+        result = client.generate(req)            # async task by default; result.images[i].pixels is HxWx3 uint8, read-only
 
 The emulator of the service (for tests and for building graphs offline) is `python -m api.emulator`.
 This module is the public surface: import from `api`, not from its submodules.

@@ -42,6 +42,8 @@ FAULT_KINDS = {
     "results_all_failed",  # wan2.5: the task SUCCEEDS but every result carries code/message instead of a url
     "task_unknown",        # task queries answer UNKNOWN (the page's unknown-task form) while the task runs on
     "no_pictures",         # wan2.6/2.7: the answer SUCCEEDS with no picture (interleave: its text alone)
+    # Not the service's doing but met on the way to it (a proxy, a bad disk or NIC): for tests of the client.
+    "damaged_body",        # download: 200 with the picture's full length, a run of its bytes zeroed
 }
 FAULT_TARGETS = {"create", "query", "cancel", "download", "any"}
 

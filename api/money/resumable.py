@@ -8,8 +8,10 @@ every paid picture kept.
   create      reserve under the daily limit; send (async: create the task and write its record; sync and
               stream: the record is written the moment the answer, or a frame, says what was made); the
               lock is released once that record is written
-  then        settle the ledger, download, fill the cache, mark the record fetched: each step can be done
-              again from the record, and bookkeeping (ledger, cache) never fails a run
+  then        download (begun as the answer arrives, beside the writing of its record), write the files to the
+              cache while they decode, settle the ledger, put the cache entry in place once they have decoded,
+              mark the record fetched: each step can be done again from the record, and bookkeeping (ledger,
+              cache) never fails a run
 
 Whether a request was billed is its Billing (billing.py), put on the result or the exception where the fact
 was known; the journal, the ledger, the cache and the node read it.
@@ -38,7 +40,7 @@ from ..result import Emitter, WanResult
 from ..secrets import get_logger
 from ..service import answers
 from ..service.calls import ServiceCalls
-from ..service.download import Downloader
+from ..service.download import Downloader, Fetching
 from ..service.ratelimit import acquire_slot
 from .billing import Billing, Sent, billing_of, maybe
 from .journal import CREATED, FETCHED, PAID, Answer, new_answer_id
@@ -49,6 +51,9 @@ log = get_logger("wan.client")
 T = TypeVar("T")
 
 RECENT_NODE = "Wan Recent Results"
+# A result's bodies usually arrive within milliseconds of its answer; past this, the bookkeeping that waits
+# for them (the ledger's settlement) is done first.
+SLOW_RESULT_HOST_S = 1.0
 
 
 def cache_key(scope: str, fingerprint: str) -> str:
@@ -121,12 +126,13 @@ class Resumable:
             if not self.slots.acquire(blocking=False):
                 emit("waiting", message="waiting for a free generation slot (WAN_MAX_CONCURRENT)")
                 acquire_slot(self.slots, cancel)
+            fetching = None
             try:
                 sent.reached = True
                 if transport == ASYNC:
                     result = self._task(req, rec, cancel, emit, held, spend)
                 else:
-                    result = self._send(req, transport, rec, cancel, emit, held)
+                    result, fetching = self._send(req, transport, rec, cancel, emit, held, download)
             finally:
                 self.slots.release()
         except BaseException as exc:
@@ -137,10 +143,13 @@ class Resumable:
             if isinstance(partial, WanResult) and partial.urls:
                 return self._keep_partial(req, key, rec, partial, exc, emit)
             raise
-        self._settle(rec, result.billing, spend)
         if not download:
+            self._settle(rec, result.billing, spend)
             return result
-        result = self._fetch_and_keep(rec, result, emit, cache_key(self.scope, fingerprint))
+        # The ledger is settled while the pictures decode, after their files are in the cache (that write is
+        # the longer one, so it goes first).
+        result = self._fetch_and_keep(rec, result, emit, cache_key(self.scope, fingerprint), fetching,
+                                      meanwhile=lambda: self._settle(rec, result.billing, spend))
         if cancel is not None and cancel.is_set() and result.images:
             log.warning("%s %s: the run was stopped by the user, but its answer had already been paid for: %d "
                         "picture(s) kept in the result cache; a %r node (or the same graph queued again) gets "
@@ -150,7 +159,9 @@ class Resumable:
     # ---- sync and stream ---------------------------------------------------------------------------
 
     def _send(self, req: WanRequest, transport: str, rec: Answer, cancel: threading.Event | None, emit: Emitter,
-              held: Any) -> WanResult:
+              held: Any, download: bool) -> tuple[WanResult, Fetching | None]:
+        """The answer, and its pictures' downloads already begun (the paid record and the ledger are written
+        while they download: each needs the other's bytes no more than a round trip needs an fsync)."""
         if transport == STREAM:
             def on_picture(so_far: WanResult) -> None:
                 # Each picture is paid the moment its frame arrives: written down now, still "incomplete"
@@ -162,11 +173,18 @@ class Resumable:
             result = self.calls.stream(req, cancel, emit, on_picture)
         else:
             result = self.calls.sync(req, cancel, emit)
+        fetching = None
+        if download:
+            try:
+                fetching = self._start_fetching(result, emit)
+            except Exception as exc:   # nothing may come between a paid answer and its record
+                log.warning("the downloads could not begin before the answer was written down (%s); they begin "
+                            "after it", exc)
         if self._book("written", lambda j: j.paid(rec, result, result.billing)):
             # Written: an identical request waiting on the lock finds it. Not written: the lock is kept until
             # the pictures are in the cache, or the waiter, finding no record, would pay again.
             held.release()
-        return result
+        return result, fetching
 
     def _keep_partial(self, req: WanRequest, key: str, rec: Answer, partial: WanResult, exc: BaseException,
                       emit: Emitter) -> WanResult:
@@ -286,41 +304,90 @@ class Resumable:
 
     # ---- pictures and the cache --------------------------------------------------------------------
 
-    def _fetch_and_keep(self, rec: Answer, result: WanResult, emit: Emitter, key: str) -> WanResult:
-        """Download every paid picture (the user's Cancel does not stop this: they are paid for), then keep
-        the result in the cache and mark the record fetched. A download that fails leaves the record as it
-        is: the next identical run, or the recent-results node, fetches the pictures without paying again."""
+    def _start_fetching(self, result: WanResult, emit: Emitter) -> Fetching | None:
+        """The answer's downloads, begun (None when there is nothing to fetch)."""
         urls = result.urls
-        if urls and not result.images:
-            emit("downloading", images_done=0, images_total=len(urls))
-            started = time.monotonic()
-            try:
-                result.images = self.downloader.fetch_all(
-                    urls, on_done=lambda done: emit("downloading", images_done=done, images_total=len(urls)))
-            except WanError as exc:
-                raise DownloadError(
-                    f"{len(urls)} picture(s) were made and paid for, but fetching them failed "
-                    f"({getattr(exc, 'detail', exc)}). They are "
-                    f"recorded: within 24 h, queue this graph again unchanged, or add a {RECENT_NODE!r} node, to "
-                    "fetch them without paying again", request_id=result.request_id, task_id=result.task_id,
-                    endpoint=self.calls.endpoint) from None
-            result.timings["download_s"] = round(time.monotonic() - started, 3)
+        if not urls or result.images:
+            return None
+        emit("downloading", images_done=0, images_total=len(urls))
+        return self.downloader.start(urls, on_done=lambda done: emit("downloading", images_done=done,
+                                                                      images_total=len(urls)))
+
+    def _fetch_and_keep(self, rec: Answer, result: WanResult, emit: Emitter, key: str,
+                        fetching: Fetching | None = None, meanwhile: Callable[[], None] | None = None) -> WanResult:
+        """Download every paid picture (the user's Cancel does not stop this: they are paid for), keep the
+        result in the cache and mark the record fetched. A download that fails leaves the record as it is: the
+        next identical run, or the recent-results node, fetches the pictures without paying again.
+
+        The files are written to the cache the moment their bytes arrive, while they decode, and put in place
+        once they have decoded (a picture fetched again is written again); `meanwhile` (the ledger's
+        settlement) runs once, in between, whatever happens."""
         result.answer_id = rec.id
+        pending = [meanwhile] if meanwhile else []
+
+        def catch_up() -> None:
+            while pending:
+                pending.pop()()
+
+        fetching = fetching or self._start_fetching(result, emit)
+        staged = None
+        tried: list[bytes] | None = None   # the bodies last written (or refused by the disk)
+        if fetching is not None:
+            try:
+                if not fetching.arrived(SLOW_RESULT_HOST_S):
+                    catch_up()   # a slow or failing result host: `meanwhile` must not wait for it
+                tried = fetching.files() if self.store is not None else None
+                if tried is not None:
+                    staged = self._keep(key, result, tried)
+                catch_up()
+                try:
+                    result.images = fetching.images()
+                except WanError as exc:
+                    raise DownloadError(
+                        f"{len(fetching.urls)} picture(s) were made and paid for, but fetching them failed "
+                        f"({getattr(exc, 'detail', exc)}). They are recorded: within 24 h, queue this graph "
+                        f"again unchanged, or add a {RECENT_NODE!r} node, to fetch them without paying again",
+                        request_id=result.request_id, task_id=result.task_id,
+                        endpoint=self.calls.endpoint) from None
+            except BaseException:
+                if staged is not None:
+                    staged.discard()   # bodies that never decoded: no result to serve
+                raise
+            finally:
+                catch_up()
+            result.timings["download_s"] = round(time.monotonic() - fetching.started, 3)
+        catch_up()
         if result.images and self.store is not None:
-            self._keep(key, result)
-            self._book("updated", lambda j: j.fetched(rec.id))
+            files = [img.data for img in result.images]
+            if files != tried:   # not written yet, or a body fetched again after it did not decode
+                if staged is not None:
+                    staged.discard()
+                staged = self._keep(key, result, files)
+            if staged is not None and self._publish(staged):
+                self._book("updated", lambda j: j.fetched(rec.id))
         return result
 
-    def _keep(self, key: str, result: WanResult) -> None:
+    def _keep(self, key: str, result: WanResult, files: list[bytes]) -> Any:
+        """The result written to the cache, not yet in place (ResultCache.stage); None, logged, when the disk
+        refuses (a full disk must not cost the user the pictures already in hand)."""
         meta = {"model": result.model, "mode": result.mode, "transport": result.transport,
-                "content": result.content, "urls": [img.url for img in result.images],
+                "content": result.content, "urls": result.urls,
                 "request_id": result.request_id, "task_id": result.task_id, "usage": result.usage,
                 "failures": result.failures, "actual_prompts": result.actual_prompts, "endpoint": result.endpoint,
                 "incomplete": result.incomplete, "answer_id": result.answer_id}
         try:
-            self.store.cache.put(key, meta, [img.data for img in result.images])
-        except OSError as exc:  # a full disk must not cost the user the pictures already in hand
+            return self.store.cache.stage(key, meta, files)
+        except OSError as exc:
             log.warning("could not keep the result in the cache: %s", exc)
+            return None
+
+    def _publish(self, staged: Any) -> bool:
+        try:
+            staged.publish()
+            return True
+        except OSError as exc:
+            log.warning("could not keep the result in the cache: %s", exc)
+            return False
 
     def cached(self, req: WanRequest, fingerprint: str | None = None) -> WanResult | None:
         return self._from_cache(req.model, req.mode, cache_key(self.scope, fingerprint or req.fingerprint()))

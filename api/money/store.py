@@ -9,7 +9,9 @@ now points at the real service, nor one account's pictures to another.
 
 Several ComfyUI processes may share the folder: entries are written to a temporary folder, each file
 fsynced, and renamed into place whole (a crash or a power cut never leaves half a result, or a 0-byte
-picture, to be served); the folder is fsynced after the rename.
+picture, to be served); the folder is fsynced after the rename. A fresh answer's files are written while
+they are still being decoded (`stage`) and put in place only once they have decoded (`publish`), so a reader
+never meets a picture that was not checked.
 """
 
 from __future__ import annotations
@@ -87,7 +89,11 @@ class ResultCache:
         return meta, files
 
     def put(self, key: str, meta: dict[str, Any], files: list[bytes]) -> None:
-        folder = self._dir(key)
+        self.stage(key, meta, files).publish()
+
+    def stage(self, key: str, meta: dict[str, Any], files: list[bytes]) -> "Staged":
+        """Write an entry's files (fsynced) where no reader looks yet; `publish()` puts it in place whole. A
+        caller stores pictures this way while it still decodes them, and publishes only those that decode."""
         tmp = self.path / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -97,12 +103,20 @@ class ResultCache:
             _write_synced(tmp / "meta.json",
                           json.dumps({**meta, "count": len(files), "stored": time.time()}).encode())
             _sync_dir(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not also leak a half-written folder
+            raise
+        return Staged(self, key, tmp, files)
+
+    def _publish(self, key: str, tmp: Path) -> None:
+        folder = self._dir(key)
+        try:
             with self._lock:
                 shutil.rmtree(folder, ignore_errors=True)
                 os.replace(tmp, folder)  # whole or nothing: a crash never leaves half a result to be served
             _sync_dir(self.path)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not also leak a half-written folder
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
         with self._lock:
             self._evict(keep=key)
@@ -146,6 +160,19 @@ class ResultCache:
             shutil.rmtree(folder, ignore_errors=True)
             total -= size
             log.info("result cache: evicted %s (%d bytes) to stay under %d", folder.name, size, self.max_bytes)
+
+
+class Staged:
+    """A cache entry written but not yet in place (ResultCache.stage)."""
+
+    def __init__(self, cache: ResultCache, key: str, tmp: Path, files: list[bytes]) -> None:
+        self.cache, self.key, self.tmp, self.files = cache, key, tmp, files
+
+    def publish(self) -> None:
+        self.cache._publish(self.key, self.tmp)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class Store:

@@ -47,7 +47,7 @@ _POOL = Workers(DOWNLOAD_THREADS, "wan-dl")
 class DownloadedImage:
     url: str
     data: bytes            # the file as the service sent it (PNG)
-    pixels: np.ndarray     # HxWx3 uint8
+    pixels: np.ndarray     # HxWx3 uint8, read-only (Pillow's own copy of the decoded rows, not copied again)
     width: int
     height: int
     format: str
@@ -83,7 +83,10 @@ class Downloader:
         # A session of its own: the API session's connections and headers never meet the result host.
         self.session = requests.Session()
 
-    def fetch(self, url: str, cancel: threading.Event | None = None) -> DownloadedImage:
+    def fetch(self, url: str, cancel: threading.Event | None = None,
+              on_bytes: Callable[[bytes], None] | None = None) -> DownloadedImage:
+        """One picture, downloaded and decoded. `on_bytes(data)` is called with each complete body before it is
+        decoded (a body that then fails to decode is fetched again, and handed on again)."""
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https"):
             raise DownloadError(f"refused to fetch a result from a {scheme or 'relative'} URL; only http(s)")
@@ -95,6 +98,8 @@ class Downloader:
                 raise Interrupted("stopped by the user while downloading results")
             try:
                 data = self._get(url)
+                if on_bytes is not None:
+                    on_bytes(data)
                 return self._decode(url, data)
             except _Permanent as exc:
                 raise DownloadError(str(exc)) from None
@@ -116,28 +121,13 @@ class Downloader:
 
     def fetch_all(self, urls: list[str], cancel: threading.Event | None = None,
                   on_done: Callable[[int], None] | None = None) -> list[DownloadedImage]:
-        """Every URL, in order, up to DOWNLOAD_THREADS at a time (shared by the whole process); `on_done(count)`
-        after each."""
-        done = 0
-        lock = threading.Lock()
+        """Every URL, in order (see `start`)."""
+        return self.start(urls, cancel, on_done).images()
 
-        def one(url: str) -> DownloadedImage:
-            nonlocal done
-            image = self.fetch(url, cancel=cancel)
-            with lock:
-                done += 1
-                if on_done:
-                    on_done(done)
-            return image
-
-        if len(urls) <= 1:
-            return [one(url) for url in urls]
-        futures = [_POOL.submit(one, url) for url in urls]
-        try:
-            return [future.result() for future in futures]
-        finally:
-            for future in futures:   # one failed: the rest that have not started are not fetched for nothing
-                future.cancel()
+    def start(self, urls: list[str], cancel: threading.Event | None = None,
+              on_done: Callable[[int], None] | None = None) -> "Fetching":
+        """Start fetching every URL on the process's download threads; `on_done(count)` after each."""
+        return Fetching(self, urls, cancel, on_done)
 
     def close(self) -> None:
         self.session.close()
@@ -184,7 +174,7 @@ class Downloader:
                 fmt = img.format or "?"
                 img.load()  # decodes every row: a truncated or corrupt file fails here
                 rgb = img.convert("RGB") if img.mode != "RGB" else img
-                pixels = np.asarray(rgb).copy()
+                pixels = np.asarray(rgb)   # a read-only view of Pillow's bytes: one copy of 3 MB a 1024^2 fewer
         except _Permanent:
             raise
         except Image.DecompressionBombError as exc:
@@ -193,6 +183,68 @@ class Downloader:
             # A truncated transfer looks like a corrupt file: fetch it again.
             raise _Transient(f"not a valid picture ({exc})") from None
         return DownloadedImage(url=url, data=data, pixels=pixels, width=width, height=height, format=fmt)
+
+
+class Fetching:
+    """The pictures of one answer on their way: one download thread each, from the threads the whole process
+    shares (at most DOWNLOAD_THREADS at once, whatever else is downloading). A file's bytes are handed out the
+    moment its body has arrived (`files`), before its decoding ends: the caller stores them (fsyncs) while
+    they decode, instead of after. `images` waits for the decoded pictures."""
+
+    def __init__(self, downloader: Downloader, urls: list[str], cancel: threading.Event | None,
+                 on_done: Callable[[int], None] | None) -> None:
+        self.urls = list(urls)
+        self.started = time.monotonic()
+        self._files: list[bytes | None] = [None] * len(self.urls)
+        self._failed = False
+        self._done = 0
+        self._changed = threading.Condition()
+        self._on_done = on_done
+        self._futures = [_POOL.submit(self._one, downloader, i, url, cancel) for i, url in enumerate(self.urls)]
+
+    def _one(self, downloader: Downloader, index: int, url: str, cancel: threading.Event | None) -> DownloadedImage:
+        try:
+            image = downloader.fetch(url, cancel=cancel, on_bytes=lambda data: self._arrived(index, data))
+        except BaseException:
+            with self._changed:
+                self._failed = True
+                self._changed.notify_all()
+            raise
+        with self._changed:   # (held while telling: counts reach on_done in order)
+            self._done += 1
+            if self._on_done:
+                self._on_done(self._done)
+        return image
+
+    def _arrived(self, index: int, data: bytes) -> None:
+        with self._changed:
+            if self._files[index] is None:
+                self._files[index] = data
+                self._changed.notify_all()
+
+    def arrived(self, timeout: float | None = None) -> bool:
+        """True once every body has arrived or a download has failed for good (`files` will not wait)."""
+        with self._changed:
+            return self._changed.wait_for(self._over, timeout)
+
+    def _over(self) -> bool:
+        return self._failed or all(f is not None for f in self._files)
+
+    def files(self) -> list[bytes] | None:
+        """Every picture's body as it first arrived (its decoding may still fail, and a retry bring other
+        bytes: compare with `images()[i].data`), or None once a download has failed for good."""
+        with self._changed:
+            self._changed.wait_for(self._over)
+            return None if self._failed else list(self._files)  # type: ignore[arg-type]
+
+    def images(self) -> list[DownloadedImage]:
+        """The decoded pictures, in the URLs' order; the first failure is raised (and the downloads not yet
+        begun are dropped: nothing is fetched for nothing)."""
+        try:
+            return [future.result() for future in self._futures]
+        finally:
+            for future in self._futures:
+                future.cancel()
 
 
 def _patience_from_env() -> float:

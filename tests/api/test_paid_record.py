@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from api import RetryPolicy, build_request, errors
@@ -26,6 +27,13 @@ from apitest import ROOT, TEST_KEY, make_client
 
 def t2i(seed: int, n: int = 2, prompt: str = "a lighthouse at dusk"):
     return build_request("wan2.7-image", prompt, [], n=n, size="1K", seed=seed)
+
+
+def wait_for(pred, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "waited in vain"
+        time.sleep(0.005)
 
 
 def creations(emulator) -> int:
@@ -233,3 +241,88 @@ def test_an_answer_with_no_picture_and_nothing_billed_is_not_offered_or_served_a
     assert "expired" not in caplog.text
     assert [(e.state, e.billing.verdict) for e in Store(tmp_path).journal.entries()] == [("ended", "no"),
                                                                                          ("fetched", "yes")]
+
+
+def test_a_picture_that_arrives_damaged_is_fetched_again_and_the_cache_keeps_the_good_one(emulator, tmp_path):
+    """The files go into the cache as soon as their bytes arrive, before they decode. A body that arrives
+    whole but damaged is fetched again; what the cache keeps, and serves next, is the body that decoded."""
+    emulator.backend.add_fault({"kind": "damaged_body", "on": "download", "times": 1})
+    client = make_client(emulator, store=Store(tmp_path))
+    first = client.generate(t2i(31, n=1), transport="sync")
+    assert len(emulator.backend.downloads) == 2, "the damaged body was not fetched again"
+    again = make_client(emulator, store=Store(tmp_path)).generate(t2i(31, n=1), transport="sync")
+    assert again.from_cache and creations(emulator) == 1 and len(emulator.backend.downloads) == 2
+    assert again.images[0].data == first.images[0].data
+    assert np.array_equal(again.images[0].pixels, first.images[0].pixels)
+    assert [r.state for r in Store(tmp_path).journal.entries()] == [FETCHED]
+
+
+def test_pictures_that_never_decode_leave_no_cache_entry_and_the_record_paid(emulator, tmp_path):
+    """Every body arrives damaged: the bodies stored while they decoded are removed again (they are no result
+    to serve), the record stays paid, the ledger is settled; once the result host is well, the next identical
+    run gets the pictures from the record without a creation."""
+    emulator.backend.add_fault({"kind": "damaged_body", "on": "download", "times": -1})
+    quick = Downloader(retry=RetryPolicy(attempts=2, backoff=0.05, backoff_max=0.1))
+    client = make_client(emulator, store=Store(tmp_path), downloader=quick)
+    with pytest.raises(errors.DownloadError, match="paid for"):
+        client.generate(t2i(32, n=1), transport="sync")
+    # (looked at on disk first: a cache lookup would itself drop an entry that does not decode)
+    assert not [p for p in (tmp_path / "results").rglob("*.png")], "a body that never decoded stayed in the cache"
+    assert client.cached(t2i(32, n=1)) is None
+    [rec] = Store(tmp_path).journal.entries()
+    assert rec.state == PAID
+    assert [(r["pictures"], r["status"]) for r in open_ledger(tmp_path).entries()] == [(1, "billed")]
+    with emulator.backend.lock:
+        emulator.backend.faults.clear()
+    again = make_client(emulator, store=Store(tmp_path)).generate(t2i(32, n=1), transport="sync")
+    assert creations(emulator) == 1 and len(again.images) == 1 and again.paid_before
+
+
+def test_the_ledger_is_settled_while_a_slow_result_host_still_answers(emulator, tmp_path):
+    """The ledger's settlement is done while the pictures decode, once their bytes are in; a result host
+    that takes seconds to answer must not hold it that long (a reservation counts the most a request may
+    bill, so a second run at the daily limit would be refused meanwhile)."""
+    emulator.backend.add_fault({"kind": "slow", "on": "download", "delay": 4.0, "times": 1})
+    client = make_client(emulator, store=Store(tmp_path))
+    done = threading.Event()
+    threading.Thread(target=lambda: (client.generate(t2i(33, n=2), transport="sync"), done.set()),
+                     daemon=True).start()
+    wait_for(lambda: emulator.backend.downloads)    # the answer has come; its first download is held
+    wait_for(lambda: [r["status"] for r in open_ledger(tmp_path).entries()] == ["billed"], timeout=3.0)
+    assert not done.is_set(), "the download was not held: this test tested nothing"
+    assert done.wait(30)
+
+
+def test_downloads_that_cannot_begin_before_the_record_still_leave_the_record_written(emulator, tmp_path,
+                                                                                       monkeypatch):
+    """The downloads begin as the answer arrives, before its record is written. If no thread can be had for
+    them then (a process at its thread limit), the record is written all the same and the downloads begin
+    after it; if they can never begin, the run fails with the payment recorded, and the next identical run
+    sends nothing billable."""
+    import api.service.download as download
+
+    real = download.Downloader.start
+    calls = []
+
+    def no_thread_at_first(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("can't start new thread")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(download.Downloader, "start", no_thread_at_first)
+    result = make_client(emulator, store=Store(tmp_path)).generate(t2i(34, n=1), transport="sync")
+    assert len(result.images) == 1 and len(calls) == 2
+    assert [r.state for r in Store(tmp_path).journal.entries()] == [FETCHED]
+
+    def never(self, *args, **kwargs):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(download.Downloader, "start", never)
+    with pytest.raises(RuntimeError):
+        make_client(emulator, store=Store(tmp_path)).generate(t2i(35, n=1), transport="sync")
+    assert [r.state for r in Store(tmp_path).journal.entries() if r.fingerprint == t2i(35, n=1).fingerprint()] \
+        == [PAID]
+    monkeypatch.setattr(download.Downloader, "start", real)
+    again = make_client(emulator, store=Store(tmp_path)).generate(t2i(35, n=1), transport="sync")
+    assert creations(emulator) == 2 and len(again.images) == 1 and again.paid_before
