@@ -371,7 +371,7 @@ def bench_comfy(quick: bool) -> None:
                     # The task's end is noticed at the next query: within one poll interval of it. The interval
                     # in effect at the end: the dense one once the model's usual time is this task's (learned
                     # from its earlier tasks in this run), else the ordinary schedule's.
-                    allowed = [poll.interval(service, service, (service,) if i or service in done else ())
+                    allowed = [poll.spacing(service, service, (service,) if i or service in done else ())
                                for i in range(len(values))]
                     extra = [v - a - bare_call for v, a in zip(values, allowed)]
                     figure = (f"{spread(values)} s over the service; less the poll interval at its end "

@@ -70,6 +70,11 @@ class PollSchedule:
     dense: float = 0.25
     dense_before: float = 0.1     # the dense window: from this share of a usual duration before it (at least 1 s)
     dense_after: float = 0.2      # to this share after it (at least 2 s)
+    # In the window, queries fall on a grid `dense` apart with one this long after the usual end itself (the
+    # creation's own trip and the two clocks are within it): a task that takes its usual time is seen at
+    # once. Anchored to the task's age, the grid does not drift by each query's own time.
+    just_after: float = 0.05
+    min_pause: float = 0.02       # a grid point nearer than this is skipped for the next one
 
     def base(self, elapsed: float) -> float:
         if elapsed < self.fast_until:
@@ -90,10 +95,18 @@ class PollSchedule:
         for duration in usual:
             start, end = self.window(duration)
             if start <= age <= end:
-                return min(pause, self.dense)
+                to_next = (duration + self.just_after - age) % self.dense
+                return min(pause, to_next if to_next >= self.min_pause else to_next + self.dense)
             if age < start:   # never sleep past the start of a window
                 pause = min(pause, max(self.dense, start - age))
         return pause
+
+    def spacing(self, elapsed: float, age: float, usual: Sequence[float] = ()) -> float:
+        """The time between two queries around `age`: `dense` in a usual duration's window, else the ordinary
+        schedule's (a task's end is noticed within this of it)."""
+        if any(start <= age <= end for start, end in map(self.window, usual)):
+            return min(self.base(elapsed), self.dense)
+        return self.base(elapsed)
 
 
 class TaskDurations:
