@@ -68,7 +68,7 @@ def photos(side: int, count: int) -> list[np.ndarray]:
     out = []
     for name in names[:count]:
         img = Image.fromarray(getattr(data, name)()).convert("RGB").resize((side, side), Image.Resampling.LANCZOS)
-        out.append(np.asarray(img))
+        out.append(np.array(img))   # writable: torch.from_numpy warns on a read-only view
     return out
 
 

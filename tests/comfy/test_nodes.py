@@ -66,7 +66,7 @@ def test_edit_sends_inputs_in_order_and_returns_what_was_served(emulator):
         assert np.array_equal(got, expect)
     assert images.shape[0] == 2 and images.dtype == torch.float32
     for i, url in enumerate(r["url"] for r in info["results"]):
-        served = api.service.download.Downloader().fetch(url).pixels
+        served = np.array(api.service.download.Downloader().fetch(url).pixels)   # (read-only as served)
         assert torch.equal(images[i], torch.from_numpy(served).float() / 255)
     assert info["images_billed"] == 2 and info["task_id"] and info["request_id"]
     assert [x["input"] for x in info["inputs"]] == ["image", "image_2"]
