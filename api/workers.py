@@ -36,7 +36,12 @@ class Workers:
             self._queue.append((future, (lambda: work(*args)) if args else work))
             if len(self._queue) > self._idle and self._threads < self.size:
                 self._threads += 1
-                threading.Thread(target=self._work, daemon=True, name=f"{self.name}-{self._threads}").start()
+                try:
+                    threading.Thread(target=self._work, daemon=True, name=f"{self.name}-{self._threads}").start()
+                except BaseException:   # no thread to be had: no phantom worker, no job left for nobody
+                    self._threads -= 1
+                    self._queue.pop()
+                    raise
             else:
                 self._wake.notify()
         return future

@@ -174,16 +174,20 @@ class Resumable:
         else:
             result = self.calls.sync(req, cancel, emit)
         fetching = None
+        stopped: BaseException | None = None
         if download:
             try:
                 fetching = self._start_fetching(result, emit)
-            except Exception as exc:   # nothing may come between a paid answer and its record
+            except BaseException as exc:   # nothing may come between a paid answer and its record
                 log.warning("the downloads could not begin before the answer was written down (%s); they begin "
                             "after it", exc)
+                stopped = None if isinstance(exc, Exception) else exc
         if self._book("written", lambda j: j.paid(rec, result, result.billing)):
             # Written: an identical request waiting on the lock finds it. Not written: the lock is kept until
             # the pictures are in the cache, or the waiter, finding no record, would pay again.
             held.release()
+        if stopped is not None:
+            raise stopped
         return result, fetching
 
     def _keep_partial(self, req: WanRequest, key: str, rec: Answer, partial: WanResult, exc: BaseException,
@@ -214,15 +218,16 @@ class Resumable:
     def _task(self, req: WanRequest, rec: Answer, cancel: threading.Event | None, emit: Emitter,
               held: Any, spend: Any) -> WanResult:
         rec.task_id, rec.request_id = self.calls.create_task(req, cancel, emit)
+        submitted = time.time()   # the task's age counts from here (not from before a slot wait or the upload)
         # Written before the wait: a restart, a second server or the recent-results list finds the task. Not
         # written: the request lock is kept to the end of the round trip (an identical waiter would pay again).
         if self._book("written", lambda j: j.open(rec)):
             held.release()
         emit("submitted", task_id=rec.task_id, status="PENDING")
-        return self._wait(rec, cancel, emit, spend=spend, own=True)
+        return self._wait(rec, cancel, emit, spend=spend, own=True, since=submitted)
 
     def _wait(self, rec: Answer, cancel: threading.Event | None, emit: Emitter, *, spend: Any = None,
-              own: bool = False) -> WanResult:
+              own: bool = False, since: float | None = None) -> WanResult:
         """Wait for the record's task. SUCCEEDED: the paid answer is written down before anything else. An
         end without pictures is written down as ended; a run stopped while the task RUNS leaves it to a
         background follower. `own`: this run created the task, so the user's Cancel may cancel it at the
@@ -230,7 +235,7 @@ class Resumable:
         recent result) never cancels it: someone else may be waiting for it."""
         try:
             data = self.calls.wait_task(rec.task_id, cancel, emit, cancel_pending_on_interrupt=own,
-                                        created_at=rec.created, model=rec.model)
+                                        created_at=since or rec.created, model=rec.model)
             result = answers.task_result(_Asked(rec), data, rec.task_id, ASYNC, self.calls.endpoint)
         except BaseException as exc:
             billing = billing_of(exc)
@@ -329,9 +334,13 @@ class Resumable:
             while pending:
                 pending.pop()()
 
-        fetching = fetching or self._start_fetching(result, emit)
         staged = None
         tried: list[bytes] | None = None   # the bodies last written (or refused by the disk)
+        try:
+            fetching = fetching or self._start_fetching(result, emit)
+        finally:
+            if fetching is None:
+                catch_up()
         if fetching is not None:
             try:
                 if not fetching.arrived(SLOW_RESULT_HOST_S):

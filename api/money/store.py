@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import threading
 import time
@@ -94,7 +95,8 @@ class ResultCache:
     def stage(self, key: str, meta: dict[str, Any], files: list[bytes]) -> "Staged":
         """Write an entry's files (fsynced) where no reader looks yet; `publish()` puts it in place whole. A
         caller stores pictures this way while it still decodes them, and publishes only those that decode."""
-        tmp = self.path / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+        # (a random part too: two hosts sharing a network folder may have the same pid and thread id)
+        tmp = self.path / f".{key}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(4)}.tmp"
         try:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
@@ -118,8 +120,11 @@ class ResultCache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        with self._lock:
-            self._evict(keep=key)
+        try:
+            with self._lock:
+                self._evict(keep=key)
+        except OSError as exc:   # the entry is in place: an eviction that failed is for the next write
+            log.warning("result cache: could not evict old entries (%s)", exc)
 
     def drop(self, key: str) -> None:
         """Remove an entry (one whose pictures no longer decode: fetched again from its record)."""

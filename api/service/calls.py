@@ -74,7 +74,6 @@ class PollSchedule:
     # creation's own trip and the two clocks are within it): a task that takes its usual time is seen at
     # once. Anchored to the task's age, the grid does not drift by each query's own time.
     just_after: float = 0.05
-    min_pause: float = 0.02       # a grid point nearer than this is skipped for the next one
 
     def base(self, elapsed: float) -> float:
         if elapsed < self.fast_until:
@@ -92,11 +91,12 @@ class PollSchedule:
         pause = self.base(elapsed)
         if age is None:
             return pause
+        grid = [(duration + self.just_after - age) % self.dense for duration in usual
+                 if self.window(duration)[0] <= age <= self.window(duration)[1]]
+        if grid:   # the nearest grid point of any window the age is in (0: on one now, so the next)
+            return min(pause, min(to_next or self.dense for to_next in grid))
         for duration in usual:
-            start, end = self.window(duration)
-            if start <= age <= end:
-                to_next = (duration + self.just_after - age) % self.dense
-                return min(pause, to_next if to_next >= self.min_pause else to_next + self.dense)
+            start, _ = self.window(duration)
             if age < start:   # never sleep past the start of a window
                 pause = min(pause, max(self.dense, start - age))
         return pause

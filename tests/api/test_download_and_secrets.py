@@ -196,3 +196,22 @@ def test_tls_is_always_verified(https_host):
                        retry=RetryPolicy(attempts=1))
     with pytest.raises(errors.WanConnectionError, match="SSLError"):
         client.get_task("any")
+
+
+def test_a_worker_thread_that_cannot_start_leaves_the_pool_usable(monkeypatch):
+    """A process at its thread limit: the submit fails at once, and the pool neither counts a worker that
+    does not exist nor keeps the job (four such failures would otherwise leave every later download waiting
+    for threads that never come)."""
+    import threading
+
+    from api.workers import Workers
+
+    pool = Workers(2, "test-pool")
+    real = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (_ for _ in ()).throw(RuntimeError("no thread")))
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            pool.submit(lambda: 1)
+    assert pool.threads() == 0 and pool.waiting() == 0
+    monkeypatch.setattr(threading.Thread, "start", real)
+    assert pool.submit(lambda: 41 + 1).result(timeout=10) == 42

@@ -248,8 +248,12 @@ def test_the_poll_schedule_is_dense_around_the_time_the_service_reported_for_the
     # Inside the window around 5.5 s: every 0.1 s, on a grid with a query 0.05 s after 5.5 s itself.
     for age in (4.6, 5.0, 5.33, 5.5, 5.549, 5.56, 7.2):
         pause = sched.interval(5, age, (5.5,))
-        assert 0.02 <= pause <= 0.1 + 0.02 and round((age + pause - 5.55) / 0.1, 6) % 1 == 0, (age, pause)
+        assert 0 < pause <= 0.1 + 1e-9 and round((age + pause - 5.55) / 0.1, 6) % 1 == 0, (age, pause)
     assert sched.interval(5, 5.5, (5.5,)) == pytest.approx(0.05)   # the query just after the usual end
+    assert sched.interval(5, 5.549, (5.5,)) == pytest.approx(0.001)   # a grid point near is not skipped
+    # Two usual durations: the nearest point of either grid (5.55 + k/10 and 5.63 + k/10).
+    assert sched.interval(5, 5.6, (5.5, 5.58)) == pytest.approx(0.03)
+    assert sched.interval(5, 5.6, (5.58, 5.5)) == pytest.approx(0.03)
     assert sched.spacing(5, 5.5, (5.5,)) == 0.1 and sched.spacing(5, 9.0, (5.5,)) == 1.0
     assert sched.interval(5, 3.8, (5.5,)) == pytest.approx(0.7)   # wakes at its start (4.5 s), not after it
     assert sched.interval(5, 9.0, (5.5,)) == 1.0                  # after it: the ordinary schedule

@@ -323,6 +323,8 @@ def test_downloads_that_cannot_begin_before_the_record_still_leave_the_record_wr
         make_client(emulator, store=Store(tmp_path)).generate(t2i(35, n=1), transport="sync")
     assert [r.state for r in Store(tmp_path).journal.entries() if r.fingerprint == t2i(35, n=1).fingerprint()] \
         == [PAID]
+    assert [r["status"] for r in open_ledger(tmp_path).entries()] == ["billed", "billed"], \
+        "a run that could not download was left unsettled in the ledger"
     monkeypatch.setattr(download.Downloader, "start", real)
     again = make_client(emulator, store=Store(tmp_path)).generate(t2i(35, n=1), transport="sync")
     assert creations(emulator) == 2 and len(again.images) == 1 and again.paid_before
