@@ -52,3 +52,11 @@ def cancel_once_seen(emulator, kind: str, then: float = 0.0) -> threading.Event:
 
     threading.Thread(target=press, daemon=True).start()
     return cancel
+
+
+def wait_for(pred, timeout: float = 30.0) -> None:
+    """Until `pred()` holds (polled every 5 ms); fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "waited in vain"
+        time.sleep(0.005)

@@ -22,18 +22,12 @@ from api.money.journal import CREATED, FETCHED, PAID
 from api.money.store import Store
 from api.recent import describe_listing, fetch, listing
 from api.service.download import Downloader
-from apitest import ROOT, TEST_KEY, make_client
+from apitest import ROOT, TEST_KEY, make_client, wait_for
 
 
 def t2i(seed: int, n: int = 2, prompt: str = "a lighthouse at dusk"):
     return build_request("wan2.7-image", prompt, [], n=n, size="1K", seed=seed)
 
-
-def wait_for(pred, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "waited in vain"
-        time.sleep(0.005)
 
 
 def creations(emulator) -> int:

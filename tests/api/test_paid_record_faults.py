@@ -16,7 +16,7 @@ from api.ledger import open_ledger
 from api.money.journal import CREATED
 from api.money.store import Store
 from api.recent import fetch
-from apitest import make_client
+from apitest import make_client, wait_for
 
 
 def t2i(seed: int, n: int = 2, prompt: str = "a lighthouse at dusk"):
@@ -26,12 +26,6 @@ def t2i(seed: int, n: int = 2, prompt: str = "a lighthouse at dusk"):
 def creations(emulator) -> int:
     return emulator.backend.stats()["creations"]
 
-
-def wait_for(pred, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
 
 
 def test_a_task_record_that_cannot_be_written_keeps_identical_requests_waiting(emulator, tmp_path):

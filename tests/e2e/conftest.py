@@ -6,7 +6,10 @@ host harness) cannot clash with ComfyUI's own top-level `nodes.py`.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -104,6 +107,16 @@ def comfy_to_restart(comfy):
     finally:
         if comfy.env != env or not comfy.running():
             comfy.restart(env)
+
+
+@pytest.fixture
+def base_dir(request):
+    """A ComfyUI base directory of a test's own (for servers that share one, or a test that reads it after the
+    server has stopped), removed afterwards unless WAN_KEEP_TEST_DIRS is set, as ComfyHost does with its own."""
+    path = Path(tempfile.mkdtemp(prefix=f"wan-{request.module.__name__.removeprefix('test_')}-"))
+    yield path
+    if not os.environ.get("WAN_KEEP_TEST_DIRS"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,6 @@ other origins and never answers with the key), is used for runs, and is found no
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,13 +17,6 @@ from e2e_support import E2E_KEY
 
 ROUTE = "/wan_image/api_keys"
 
-
-@pytest.fixture
-def base_dir():
-    path = Path(tempfile.mkdtemp(prefix="wan-keys-"))
-    yield path
-    if not os.environ.get("WAN_KEEP_TEST_DIRS"):
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def t2i(seed: int, n: int = 1) -> dict:

@@ -4,10 +4,7 @@ runs (then Wan Recent Results), a damaged cache, journal or ledger. The emulator
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 import uuid
@@ -21,13 +18,6 @@ from PIL import Image
 from comfy_host import ComfyHost, execution_error
 from e2e_support import E2E_KEY, info_of, saved_pixels, served_pixels
 
-
-@pytest.fixture
-def base_dir():
-    path = Path(tempfile.mkdtemp(prefix="wan-paid-"))
-    yield path
-    if not os.environ.get("WAN_KEEP_TEST_DIRS"):
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def host_on(base_dir: Path, emulator, **env: str) -> ComfyHost:
