@@ -365,7 +365,6 @@ class Resumable:
             finally:
                 catch_up()
             result.timings["download_s"] = round(time.monotonic() - fetching.started, 3)
-        catch_up()
         if result.images and self.store is not None:
             files = [img.data for img in result.images]
             if files != tried:   # not written yet, or a body fetched again after it did not decode

@@ -108,7 +108,7 @@ class ResultCache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not also leak a half-written folder
             raise
-        return Staged(self, key, tmp, files)
+        return Staged(self, key, tmp)
 
     def _publish(self, key: str, tmp: Path) -> None:
         folder = self._dir(key)
@@ -170,8 +170,8 @@ class ResultCache:
 class Staged:
     """A cache entry written but not yet in place (ResultCache.stage)."""
 
-    def __init__(self, cache: ResultCache, key: str, tmp: Path, files: list[bytes]) -> None:
-        self.cache, self.key, self.tmp, self.files = cache, key, tmp, files
+    def __init__(self, cache: ResultCache, key: str, tmp: Path) -> None:
+        self.cache, self.key, self.tmp = cache, key, tmp
 
     def publish(self) -> None:
         self.cache._publish(self.key, self.tmp)

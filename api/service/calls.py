@@ -91,8 +91,7 @@ class PollSchedule:
         pause = self.base(elapsed)
         if age is None:
             return pause
-        grid = [(duration + self.just_after - age) % self.dense for duration in usual
-                 if self.window(duration)[0] <= age <= self.window(duration)[1]]
+        grid = [(duration + self.just_after - age) % self.dense for duration in self._holding(age, usual)]
         if grid:   # the nearest grid point of any window the age is in (0: on one now, so the next)
             return min(pause, min(to_next or self.dense for to_next in grid))
         for duration in usual:
@@ -104,9 +103,13 @@ class PollSchedule:
     def spacing(self, elapsed: float, age: float, usual: Sequence[float] = ()) -> float:
         """The time between two queries around `age`: `dense` in a usual duration's window, else the ordinary
         schedule's (a task's end is noticed within this of it)."""
-        if any(start <= age <= end for start, end in map(self.window, usual)):
+        if self._holding(age, usual):
             return min(self.base(elapsed), self.dense)
         return self.base(elapsed)
+
+    def _holding(self, age: float, usual: Sequence[float]) -> list[float]:
+        """The usual durations whose dense window `age` is in."""
+        return [duration for duration in usual if self.window(duration)[0] <= age <= self.window(duration)[1]]
 
 
 class TaskDurations:
